@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs attnlab's build and test dependencies from Debian's packages (idempotent: skips apt when
+# everything is already installed). Needs root (or sudo) and, the first time, network access to the
+# Debian mirror configured on the machine.
+set -euo pipefail
+PKGS=(cmake g++ make git libdnnl-dev libeigen3-dev libyaml-cpp-dev catch2)
+if [[ "${ATTNLAB_WITH_TORCH:-0}" == 1 ]]; then
+  PKGS+=(python3 python3-numpy python3-torch libopenblas0-openmp)   # only for experiments/bench
+fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  echo "attnlab: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,161 @@
+#include "model/layout.h"
+
+namespace attnlab {
+
+namespace {
+
+void add_param(std::vector<ParamInfo>& t, int64_t& total, std::string name, std::vector<int64_t> shape) {
+  ParamInfo p;
+  p.name = std::move(name);
+  p.shape = std::move(shape);
+  p.size = 1;
+  for (int64_t s : p.shape) p.size *= s;
+  p.matrix = p.shape.size() == 2;
+  p.offset = total;
+  total += p.size;  // no padding: fused tensors (w_q|w_k|w_v) must be exactly adjacent
+  t.push_back(std::move(p));
+}
+
+}  // namespace
+
+std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_out) {
+  const int64_t d = cfg.d_model, F = cfg.hidden(), V = cfg.vocab;
+  std::vector<ParamInfo> t;
+  int64_t total = 0;
+  add_param(t, total, "tok_emb", {V, d});
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    add_param(t, total, p + "attn_norm.g", {d});
+    add_param(t, total, p + "attn.w_q", {d, d});
+    add_param(t, total, p + "attn.w_k", {d, d});
+    add_param(t, total, p + "attn.w_v", {d, d});
+    add_param(t, total, p + "attn.w_o", {d, d});
+    add_param(t, total, p + "mlp_norm.g", {d});
+    if (cfg.mlp == MlpKind::kSwiGLU) add_param(t, total, p + "mlp.w_gate", {F, d});
+    add_param(t, total, p + "mlp.w_up", {F, d});
+    add_param(t, total, p + "mlp.w_down", {d, F});
+  }
+  add_param(t, total, "final_norm.g", {d});
+  if (!cfg.tied_head) add_param(t, total, "lm_head", {V, d});
+  *total_out = total;
+  return t;
+}
+
+Layout::Layout(const ModelConfig& cfg, int batch)
+    : B(batch), T(cfg.seq_len), N(batch * cfg.seq_len), d(cfg.d_model), H(cfg.n_head),
+      dh(cfg.d_head()), F(cfg.hidden()), V(cfg.vocab), L(cfg.n_layer) {
+  ATTNLAB_CHECK(B > 0 && T > 0 && d > 0 && H > 0 && d % H == 0 && L > 0 && V > 0, "Layout: bad shapes");
+  params_table_ = build_param_table(cfg, &n_params_);
+  params_.reserve(n_params_);
+  grads_.reserve(n_params_);
+  params_.allocate();
+  grads_.allocate();
+
+  // Parameters (and, with the same offsets, their gradients) by name, in table order.
+  const bool swiglu = cfg.mlp == MlpKind::kSwiGLU;
+  const int in_rows = swiglu ? 2 * F : F;
+  auto find = [&](const std::string& name) -> int64_t {
+    for (const auto& p : params_table_)
+      if (p.name == name) return p.offset;
+    ATTNLAB_CHECK(false, "Layout: missing parameter");
+    return 0;
+  };
+  auto bind = [&](Arena& a, BlockParams& bp, int l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    bp.attn_norm_g = VecView{a.at(find(p + "attn_norm.g")), d};
+    bp.w_qkv = MatView(a.at(find(p + "attn.w_q")), 3 * d, d);
+    bp.w_o = MatView(a.at(find(p + "attn.w_o")), d, d);
+    bp.mlp_norm_g = VecView{a.at(find(p + "mlp_norm.g")), d};
+    bp.w_in = MatView(a.at(find(p + (swiglu ? "mlp.w_gate" : "mlp.w_up"))), in_rows, d);
+    bp.w_down = MatView(a.at(find(p + "mlp.w_down")), d, F);
+  };
+  block_params_.resize(L);
+  block_dparams_.resize(L);
+  for (int l = 0; l < L; ++l) {
+    bind(params_, block_params_[l], l);
+    bind(grads_, block_dparams_[l], l);
+  }
+  auto bind_head = [&](Arena& a, HeadParams& hp) {
+    hp.tok_emb = MatView(a.at(find("tok_emb")), V, d);
+    hp.final_norm_g = VecView{a.at(find("final_norm.g")), d};
+    hp.lm_head = cfg.tied_head ? hp.tok_emb : MatView(a.at(find("lm_head")), V, d);
+  };
+  bind_head(params_, head_params_);
+  bind_head(grads_, head_dparams_);
+
+  // Activations: reserve every slice, allocate once, then hand out views.
+  const int64_t Nd = int64_t(N) * d, probs = int64_t(B) * H * T * T;
+  struct BlockOff { int64_t x, norm1, rstd1, qkv, probs, att, attn_out, resid_mid, norm2, rstd2, pre, act, mlp_out, dx, dnorm1, dqkv; };
+  std::vector<BlockOff> off(L);
+  for (int l = 0; l < L; ++l) {
+    BlockOff& o = off[l];
+    o.x = acts_arena_.reserve(Nd);
+    o.norm1 = acts_arena_.reserve(Nd);
+    o.rstd1 = acts_arena_.reserve(N);
+    o.qkv = acts_arena_.reserve(3 * Nd);
+    o.probs = acts_arena_.reserve(probs);
+    o.att = acts_arena_.reserve(Nd);
+    o.attn_out = acts_arena_.reserve(Nd);
+    o.resid_mid = acts_arena_.reserve(Nd);
+    o.norm2 = acts_arena_.reserve(Nd);
+    o.rstd2 = acts_arena_.reserve(N);
+    o.pre = acts_arena_.reserve(int64_t(N) * in_rows);
+    o.act = acts_arena_.reserve(int64_t(N) * F);
+    o.mlp_out = acts_arena_.reserve(Nd);
+    o.dx = acts_arena_.reserve(Nd);
+    o.dnorm1 = acts_arena_.reserve(Nd);
+    o.dqkv = acts_arena_.reserve(3 * Nd);
+  }
+  const int64_t hx = acts_arena_.reserve(Nd), hnorm = acts_arena_.reserve(Nd), hrstd = acts_arena_.reserve(N),
+                hlogits = acts_arena_.reserve(int64_t(N) * V), hlse = acts_arena_.reserve(N),
+                hloss = acts_arena_.reserve(N), hpos = acts_arena_.reserve(int64_t(T) * d),
+                hdx = acts_arena_.reserve(Nd);
+  const int64_t s_dprobs = acts_arena_.reserve(probs), s_datt = acts_arena_.reserve(Nd),
+                s_dmid = acts_arena_.reserve(Nd), s_dnorm2 = acts_arena_.reserve(Nd),
+                s_dpre = acts_arena_.reserve(int64_t(N) * in_rows), s_dact = acts_arena_.reserve(int64_t(N) * F),
+                s_dnormf = acts_arena_.reserve(Nd), s_dlogits = acts_arena_.reserve(int64_t(N) * V);
+  acts_arena_.allocate();
+
+  Arena& A = acts_arena_;
+  acts_.resize(L);
+  act_grads_.resize(L + 1);
+  for (int l = 0; l < L; ++l) {
+    const BlockOff& o = off[l];
+    BlockActs& a = acts_[l];
+    a.x = MatView(A.at(o.x), N, d);
+    a.norm1 = MatView(A.at(o.norm1), N, d);
+    a.rstd1 = A.at(o.rstd1);
+    a.qkv = MatView(A.at(o.qkv), N, 3 * d);
+    a.probs = A.at(o.probs);
+    a.att = MatView(A.at(o.att), N, d);
+    a.attn_out = MatView(A.at(o.attn_out), N, d);
+    a.resid_mid = MatView(A.at(o.resid_mid), N, d);
+    a.norm2 = MatView(A.at(o.norm2), N, d);
+    a.rstd2 = A.at(o.rstd2);
+    a.pre = MatView(A.at(o.pre), N, in_rows);
+    a.act = MatView(A.at(o.act), N, F);
+    a.mlp_out = MatView(A.at(o.mlp_out), N, d);
+    BlockGrads& g = act_grads_[l];
+    g.dx = MatView(A.at(o.dx), N, d);
+    g.dnorm1 = MatView(A.at(o.dnorm1), N, d);
+    g.dqkv = MatView(A.at(o.dqkv), N, 3 * d);
+  }
+  act_grads_[L].dx = MatView(A.at(hdx), N, d);  // ∂L/∂(final residual stream)
+  head_acts_.x = MatView(A.at(hx), N, d);
+  head_acts_.normf = MatView(A.at(hnorm), N, d);
+  head_acts_.rstdf = A.at(hrstd);
+  head_acts_.logits = MatView(A.at(hlogits), N, V);
+  head_acts_.lse = A.at(hlse);
+  head_acts_.row_loss = A.at(hloss);
+  head_acts_.pos = MatView(A.at(hpos), T, d);
+  scratch_.dprobs = A.at(s_dprobs);
+  scratch_.datt = MatView(A.at(s_datt), N, d);
+  scratch_.dresid_mid = MatView(A.at(s_dmid), N, d);
+  scratch_.dnorm2 = MatView(A.at(s_dnorm2), N, d);
+  scratch_.dpre = MatView(A.at(s_dpre), N, in_rows);
+  scratch_.dact = MatView(A.at(s_dact), N, F);
+  scratch_.dnormf = MatView(A.at(s_dnormf), N, d);
+  scratch_.dlogits = MatView(A.at(s_dlogits), N, V);
+}
+
+}  // namespace attnlab

@@ -1,0 +1,180 @@
+#include "model/transformer.h"
+
+#include <cstring>
+
+#include "model/embedding.h"
+#include "model/loss.h"
+#include "model/mlp.h"
+#include "model/rmsnorm.h"
+#include "model/rng.h"
+
+namespace attnlab {
+
+namespace {
+
+// out = a + b, element-wise over [N, C] (the residual additions).
+void add_forward(MatView out, ConstMatView a, ConstMatView b) {
+  ATTNLAB_CHECK(same_shape(out, a) && same_shape(out, b), "add_forward shapes");
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < out.rows; ++n) {
+    float* o = out.row(n);
+    const float *x = a.row(n), *y = b.row(n);
+#pragma omp simd
+    for (int c = 0; c < out.cols; ++c) o[c] = x[c] + y[c];
+  }
+}
+
+void copy_into(MatView dst, ConstMatView src) {
+  ATTNLAB_CHECK(same_shape(dst, src), "copy_into shapes");
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < dst.rows; ++n) std::memcpy(dst.row(n), src.row(n), sizeof(float) * size_t(dst.cols));
+}
+
+void zero(MatView m) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < m.rows; ++n) std::memset(m.row(n), 0, sizeof(float) * size_t(m.cols));
+}
+
+}  // namespace
+
+Transformer::Transformer(const ModelConfig& cfg, int batch, DnnlContext& ctx)
+    : cfg_(cfg), ctx_(ctx), layout_(cfg, batch) {
+  const Layout& y = layout_;
+  const int in_cols = cfg.mlp == MlpKind::kSwiGLU ? 2 * y.F : y.F;
+  qkv_plan_ = make_linear_plan(ctx, y.N, y.d, 3 * y.d, y.d, 3 * y.d);
+  o_plan_ = make_linear_plan(ctx, y.N, y.d, y.d, y.d, y.d);
+  in_plan_ = make_linear_plan(ctx, y.N, y.d, in_cols, y.d, in_cols);
+  down_plan_ = make_linear_plan(ctx, y.N, y.F, y.d, y.F, y.d);
+  head_plan_ = make_linear_plan(ctx, y.N, y.d, y.V, y.d, y.V);
+  attn_plan_ = make_attention_plan(ctx, y.B, y.T, y.H, y.dh);
+  if (cfg.pos == PosEncoding::kRope) rope_ = make_rope_table(y.T, y.dh, cfg.rope_base);
+  if (cfg.pos == PosEncoding::kSinusoidal) sinusoidal_table(y.head_acts().pos);
+  inputs_.assign(size_t(y.N), 0);
+  targets_.assign(size_t(y.N), -1);
+}
+
+void Transformer::init_params(uint64_t seed) {
+  Rng rng(hash_u64(seed, 0x696e6974 /* "init" */));
+  float* p = layout_.params();
+  for (const ParamInfo& info : layout_.param_table()) {
+    float* w = p + info.offset;
+    if (info.matrix) {
+      for (int64_t i = 0; i < info.size; ++i) w[i] = cfg_.init_std * float(rng.normal());
+    } else {
+      for (int64_t i = 0; i < info.size; ++i) w[i] = 1.0f;
+    }
+  }
+}
+
+void Transformer::zero_grad() { std::memset(layout_.grads(), 0, sizeof(float) * size_t(layout_.n_params())); }
+
+double Transformer::flops_per_token() const {
+  const double d = cfg_.d_model, F = cfg_.hidden(), V = cfg_.vocab, L = cfg_.n_layer, T = cfg_.seq_len;
+  const double mlp = cfg_.mlp == MlpKind::kSwiGLU ? 3.0 * d * F : 2.0 * d * F;
+  const double n_matmul = L * (4.0 * d * d + mlp) + V * d;
+  return 6.0 * n_matmul + 12.0 * L * T * d;
+}
+
+double Transformer::forward(const int32_t* inputs, const int32_t* targets) {
+  Layout& y = layout_;
+  std::memcpy(inputs_.data(), inputs, sizeof(int32_t) * size_t(y.N));
+  std::memcpy(targets_.data(), targets, sizeof(int32_t) * size_t(y.N));
+  const HeadParams& hp = y.head();
+  const HeadActs& ha = y.head_acts();
+
+  MatView x0 = y.acts(0).x;
+  embedding_forward(x0, inputs_.data(), hp.tok_emb);
+  if (cfg_.pos == PosEncoding::kSinusoidal) sinusoidal_forward(x0, ha.pos);
+  for (int l = 0; l < y.L; ++l) block_forward(l);
+
+  rmsnorm_forward(ha.normf, {ha.rstdf}, ha.x, hp.final_norm_g, cfg_.norm_eps);
+  linear_forward(head_plan_, ha.logits, ha.normf, hp.lm_head);
+  tap(Tap::kLogits, -1, Pass::kForward, ha.logits);
+  n_valid_ = count_valid_targets(targets_.data(), y.N);
+  return cross_entropy_forward({ha.lse, ha.row_loss}, ha.logits, targets_.data());
+}
+
+void Transformer::block_forward(int l) {
+  Layout& y = layout_;
+  const BlockParams& p = y.block(l);
+  const BlockActs& a = y.acts(l);
+  const MatView out = l + 1 < y.L ? y.acts(l + 1).x : y.head_acts().x;
+
+  rmsnorm_forward(a.norm1, {a.rstd1}, a.x, p.attn_norm_g, cfg_.norm_eps);
+  linear_forward(qkv_plan_, a.qkv, a.norm1, p.w_qkv);
+  if (cfg_.pos == PosEncoding::kRope) rope_forward(a.qkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
+  attention_scores_forward(attn_plan_, {a.probs}, a.qkv);
+  tap(Tap::kAttnScores, l, Pass::kForward, ConstMatView(a.probs, y.B * y.H * y.T, y.T));
+  attention_softmax_forward(attn_plan_, {a.probs});
+  attention_values_forward(attn_plan_, a.att, {a.probs}, a.qkv);
+  linear_forward(o_plan_, a.attn_out, a.att, p.w_o);
+  add_forward(a.resid_mid, a.x, a.attn_out);
+
+  rmsnorm_forward(a.norm2, {a.rstd2}, a.resid_mid, p.mlp_norm_g, cfg_.norm_eps);
+  linear_forward(in_plan_, a.pre, a.norm2, p.w_in);
+  if (cfg_.mlp == MlpKind::kSwiGLU) {
+    swiglu_forward(a.act, a.pre);
+  } else {
+    gelu_forward(a.act, a.pre);
+  }
+  linear_forward(down_plan_, a.mlp_out, a.act, p.w_down);
+  add_forward(out, a.resid_mid, a.mlp_out);
+}
+
+void Transformer::backward(float loss_scale) {
+  Layout& y = layout_;
+  const HeadParams& hp = y.head();
+  const HeadParams& hg = y.head_grad();
+  const HeadActs& ha = y.head_acts();
+  const ScratchGrads& s = y.scratch();
+  const MatView dxL = y.act_grads(y.L).dx;
+
+  zero(s.dlogits);
+  if (n_valid_ > 0)
+    cross_entropy_backward(s.dlogits, ha.logits, targets_.data(), {ha.lse, ha.row_loss},
+                           loss_scale / float(n_valid_));
+  zero(s.dnormf);
+  linear_backward(head_plan_, s.dnormf, hg.lm_head, s.dlogits, ha.normf, hp.lm_head);
+  zero(dxL);
+  rmsnorm_backward(dxL, hg.final_norm_g, s.dnormf, ha.x, hp.final_norm_g, {ha.rstdf});
+  for (int l = y.L - 1; l >= 0; --l) block_backward(l);
+  // Sinusoidal PE has no parameters: its backward passes dx0 through unchanged to the embedding.
+  embedding_backward(hg.tok_emb, y.act_grads(0).dx, inputs_.data());
+}
+
+void Transformer::block_backward(int l) {
+  Layout& y = layout_;
+  const BlockParams& p = y.block(l);
+  const BlockParams& g = y.block_grad(l);
+  const BlockActs& a = y.acts(l);
+  const BlockGrads& ag = y.act_grads(l);
+  const ScratchGrads& s = y.scratch();
+  const MatView dout = y.act_grads(l + 1).dx;  // ∂L/∂(block output)
+
+  // MLP branch: out = resid_mid + W_down·act(W_in·RMSNorm(resid_mid)).
+  copy_into(s.dresid_mid, dout);
+  zero(s.dact);
+  linear_backward(down_plan_, s.dact, g.w_down, dout, a.act, p.w_down);
+  zero(s.dpre);
+  if (cfg_.mlp == MlpKind::kSwiGLU) {
+    swiglu_backward(s.dpre, s.dact, a.pre);
+  } else {
+    gelu_backward(s.dpre, s.dact, a.pre);
+  }
+  zero(s.dnorm2);
+  linear_backward(in_plan_, s.dnorm2, g.w_in, s.dpre, a.norm2, p.w_in);
+  rmsnorm_backward(s.dresid_mid, g.mlp_norm_g, s.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
+
+  // Attention branch: resid_mid = x + W_o·Attn(RoPE(W_qkv·RMSNorm(x))).
+  zero(s.datt);
+  linear_backward(o_plan_, s.datt, g.w_o, s.dresid_mid, a.att, p.w_o);
+  zero(ag.dqkv);
+  attention_backward(attn_plan_, ag.dqkv, s.dprobs, s.datt, a.qkv, {a.probs});
+  if (cfg_.pos == PosEncoding::kRope) rope_backward(ag.dqkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
+  zero(ag.dnorm1);
+  linear_backward(qkv_plan_, ag.dnorm1, g.w_qkv, ag.dqkv, a.norm1, p.w_qkv);
+  copy_into(ag.dx, s.dresid_mid);
+  rmsnorm_backward(ag.dx, g.attn_norm_g, ag.dnorm1, a.x, p.attn_norm_g, {a.rstd1});
+}
+
+}  // namespace attnlab

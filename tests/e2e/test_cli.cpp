@@ -1,0 +1,186 @@
+// The attnlab binary as a user meets it: run directories, errors with exit codes, resume, interruption.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+#include <thread>
+#include <vector>
+
+#include "train/safetensors.h"
+#include "tests/support/fixtures.h"
+
+using namespace attnlab;
+using namespace attnlab::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string tiny_yaml(int steps) {
+  RunConfig c = tiny_run_config();
+  c.train.steps = steps;
+  c.train.checkpoint_every = 3;
+  c.train.eval_every = 3;
+  return dump_config(c);
+}
+
+// The "loss" values of the train records of a metrics.jsonl, as written (exact text).
+std::vector<std::string> train_losses(const std::string& metrics) {
+  std::vector<std::string> out;
+  static const std::regex re("\"kind\":\"train\",\"loss\":([^,]+),");
+  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("train writes a complete run directory", "[e2e][cli]") {
+  TempDir dir("cli-run");
+  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(6));
+  const std::string run = dir.file("run");
+  const auto r = run_command(attnlab_binary() + " train " + cfg + " --out " + run + " --quiet");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  for (const char* f : {"config.yaml", "run.json", "metrics.jsonl", "events.jsonl", "summary.md",
+                        "ckpt/step_00000003.safetensors", "ckpt/step_00000006.safetensors"})
+    REQUIRE(fs::exists(fs::path(run) / f));
+  const std::string metrics = read_file(run + "/metrics.jsonl");
+  REQUIRE(train_losses(metrics).size() == 6);
+  REQUIRE(metrics.find("\"kind\":\"eval\",\"val_loss\":") != std::string::npos);
+  REQUIRE(read_file(run + "/run.json").find("\"commit\"") != std::string::npos);
+  // The resolved config is loadable and equals the input.
+  REQUIRE(dump_config(load_config(run + "/config.yaml")) == dump_config(load_config(cfg)));
+
+  // The same --out again is refused: never overwrite a run.
+  const auto again = run_command(attnlab_binary() + " train " + cfg + " --out " + run + " --quiet");
+  REQUIRE(again.exit_code == 2);
+  REQUIRE(again.output.find("already exists") != std::string::npos);
+  REQUIRE(again.output.find("--resume") != std::string::npos);
+}
+
+TEST_CASE("resume through the CLI reproduces the uninterrupted run bitwise", "[e2e][cli]") {
+  TempDir dir("cli-resume");
+  const std::string cfg9 = dir.write("nine.yaml", tiny_yaml(9));
+  const auto full = run_command(attnlab_binary() + " train " + cfg9 + " --out " + dir.file("full") + " --quiet");
+  REQUIRE(full.exit_code == 0);
+  // A run stopped after 4 steps (checkpoint at 3; step 4 is lost) and resumed to 9.
+  const auto part = run_command(attnlab_binary() + " train " + cfg9 + " --out " + dir.file("part") +
+                                " --quiet --set train.steps=4");
+  REQUIRE(part.exit_code == 0);
+  fs::remove(dir.file("part") + "/ckpt/step_00000004.safetensors");
+  const auto res = run_command(attnlab_binary() + " train --resume " + dir.file("part") +
+                               " --quiet --set train.steps=9");
+  INFO(res.output);
+  REQUIRE(res.exit_code == 0);
+  const auto a = train_losses(read_file(dir.file("full") + "/metrics.jsonl"));
+  const auto b = train_losses(read_file(dir.file("part") + "/metrics.jsonl"));
+  REQUIRE(a.size() == 9);
+  REQUIRE(a == b);
+  REQUIRE(read_file(dir.file("part") + "/events.jsonl").find("\"kind\":\"resume\"") != std::string::npos);
+}
+
+TEST_CASE("a corrupt checkpoint is refused with the file named", "[e2e][cli]") {
+  TempDir dir("cli-corrupt");
+  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(3));
+  REQUIRE(run_command(attnlab_binary() + " train " + cfg + " --out " + dir.file("run") + " --quiet").exit_code == 0);
+  const std::string ck = dir.file("run") + "/ckpt/step_00000003.safetensors";
+  fs::resize_file(ck, fs::file_size(ck) / 2);
+  const auto r = run_command(attnlab_binary() + " train --resume " + dir.file("run") + " --set train.steps=6");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.output.find("step_00000003.safetensors") != std::string::npos);
+}
+
+TEST_CASE("config mistakes are reported with file, key path and line before any work", "[e2e][cli]") {
+  TempDir dir("cli-config");
+  const std::string bad = dir.write("bad.yaml", "model:\n  d_model: 64\n  n_heads: 4\n");
+  auto r = run_command(attnlab_binary() + " train " + bad + " --out " + dir.file("run"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.output.find("bad.yaml") != std::string::npos);
+  REQUIRE(r.output.find("model.n_heads") != std::string::npos);
+  REQUIRE(r.output.find("3") != std::string::npos);
+  REQUIRE(r.output.find("n_head") != std::string::npos);
+  REQUIRE_FALSE(fs::exists(dir.file("run")));  // nothing was started
+
+  const std::string div = dir.write("div.yaml", "model:\n  d_model: 100\n  n_head: 3\n");
+  r = run_command(attnlab_binary() + " train " + div + " --out " + dir.file("run2"));
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.output.find("model.d_model") != std::string::npos);
+  REQUIRE(r.output.find("model.n_head") != std::string::npos);
+
+  r = run_command(attnlab_binary() + " train " + dir.file("missing.yaml"));
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.output.find("missing.yaml") != std::string::npos);
+
+  r = run_command(attnlab_binary() + " train " + div + " --set model.n_head=abc");
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.output.find("model.n_head") != std::string::npos);
+
+  r = run_command(attnlab_binary() + " frobnicate");
+  REQUIRE(r.exit_code == 2);
+  REQUIRE(r.output.find("unknown command") != std::string::npos);
+}
+
+TEST_CASE("a diverging run stops with an event instead of writing NaN parameters", "[e2e][cli]") {
+  TempDir dir("cli-nan");
+  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(20));
+  const auto r = run_command(attnlab_binary() + " train " + cfg + " --out " + dir.file("run") +
+                             " --quiet --set optim.lr=1e30 --set optim.grad_clip=0 --set schedule.warmup=0");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 1);
+  REQUIRE(r.output.find("non-finite") != std::string::npos);
+  REQUIRE(read_file(dir.file("run") + "/events.jsonl").find("\"kind\":\"nonfinite\"") != std::string::npos);
+}
+
+TEST_CASE("SIGINT saves a checkpoint and the run resumes from it", "[e2e][cli]") {
+  TempDir dir("cli-sigint");
+  const std::string cfg = dir.write("long.yaml", tiny_yaml(1000000));
+  const std::string run = dir.file("run");
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl(attnlab_binary().c_str(), "attnlab", "train", cfg.c_str(), "--out", run.c_str(), "--quiet", (char*)nullptr);
+    _exit(127);
+  }
+  // Wait until it has taken some steps, then interrupt.
+  for (int i = 0; i < 100 && !fs::exists(run + "/ckpt/step_00000003.safetensors"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 130);
+  REQUIRE(read_file(run + "/events.jsonl").find("\"kind\":\"interrupted\"") != std::string::npos);
+  const auto res = run_command(attnlab_binary() + " train --resume " + run + " --quiet --set train.steps=" +
+                               std::to_string(1000));
+  INFO(res.output);
+  REQUIRE(res.exit_code == 0);
+}
+
+TEST_CASE("grads writes the loss, every gradient, the parameters and the batch", "[e2e][cli]") {
+  TempDir dir("cli-grads");
+  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(3));
+  const std::string out = dir.file("g.safetensors");
+  const auto r = run_command(attnlab_binary() + " grads " + cfg + " --out " + out);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  SafetensorsFile f(out);
+  REQUIRE(f.has("loss"));
+  REQUIRE(f.has("inputs"));
+  REQUIRE(f.has("grad.blocks.1.attn.w_q"));
+  REQUIRE(f.has("blocks.1.attn.w_q"));
+  REQUIRE(f.tensor("inputs").shape == std::vector<int64_t>{4, 16});
+  float loss = 0;
+  std::memcpy(&loss, f.tensor("loss").bytes.data(), 4);
+  REQUIRE(loss == Approx(std::log(32.0)).margin(0.1));
+  // The batch file round-trips as --batch input and gives the same loss.
+  const auto r2 = run_command(attnlab_binary() + " grads " + cfg + " --batch " + out + " --out " + dir.file("g2.safetensors"));
+  REQUIRE(r2.exit_code == 0);
+  float loss2 = 0;
+  std::memcpy(&loss2, SafetensorsFile(dir.file("g2.safetensors")).tensor("loss").bytes.data(), 4);
+  REQUIRE(loss2 == loss);
+}

@@ -1,0 +1,138 @@
+// Whole-model tests: finite differences through the composed forward/backward for every combination of
+// positions × MLP × tied head, plus contracts the composition must keep.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "model/transformer.h"
+#include "tests/support/gradcheck.h"
+
+using namespace attnlab;
+using attnlab::testing::gradcheck;
+
+namespace {
+
+ModelConfig tiny(PosEncoding pos, MlpKind mlp, bool tied) {
+  ModelConfig c;
+  c.vocab = 11;
+  c.d_model = 16;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.seq_len = 8;
+  c.mlp = mlp;
+  c.mlp_hidden = 24;
+  c.pos = pos;
+  c.tied_head = tied;
+  c.init_std = 0.3f;  // larger than the 0.02 default so every gradient is well above float noise
+  return c;
+}
+
+void make_batch(int B, int T, int V, uint64_t seed, std::vector<int32_t>* in, std::vector<int32_t>* tg) {
+  Rng rng(seed);
+  in->resize(size_t(B) * T);
+  tg->resize(size_t(B) * T);
+  for (auto& x : *in) x = int32_t(rng.below(uint64_t(V)));
+  for (auto& x : *tg) x = int32_t(rng.below(uint64_t(V)));
+  (*tg)[3] = -1;  // one ignored target exercises the mask
+}
+
+const char* pos_name(PosEncoding p) {
+  return p == PosEncoding::kRope ? "rope" : p == PosEncoding::kSinusoidal ? "sinusoidal" : "none";
+}
+
+}  // namespace
+
+TEST_CASE("whole-model gradient matches finite differences for every pos x mlp x tied", "[model][gradcheck]") {
+  DnnlContext ctx;
+  for (PosEncoding pos : {PosEncoding::kNone, PosEncoding::kSinusoidal, PosEncoding::kRope}) {
+    for (MlpKind mlp : {MlpKind::kSwiGLU, MlpKind::kGELU}) {
+      for (bool tied : {false, true}) {
+        const ModelConfig cfg = tiny(pos, mlp, tied);
+        const int B = 2;
+        Transformer m(cfg, B, ctx);
+        m.init_params(42);
+        std::vector<int32_t> in, tg;
+        make_batch(B, cfg.seq_len, cfg.vocab, 7, &in, &tg);
+        m.zero_grad();
+        m.forward(in.data(), tg.data());
+        m.backward(1.0f);
+        const std::vector<float> analytic(m.grads(), m.grads() + m.n_params());
+        auto loss = [&] { return m.forward(in.data(), tg.data()); };
+        for (const ParamInfo& p : m.param_table()) {
+          const auto r = gradcheck(m.params() + p.offset, p.size, analytic.data() + p.offset, loss,
+                                   /*max_points=*/24, /*seed=*/p.offset + 1, /*h_rel=*/1e-2);
+          INFO(std::string(pos_name(pos)) + (mlp == MlpKind::kSwiGLU ? " swiglu" : " gelu") +
+               (tied ? " tied " : " untied ") + r.describe(p.name));
+          REQUIRE(r.rel_err < 2e-2);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("loss at init is close to ln V and backward accumulates", "[model]") {
+  DnnlContext ctx;
+  ModelConfig cfg = tiny(PosEncoding::kRope, MlpKind::kSwiGLU, false);
+  cfg.init_std = 0.02f;
+  cfg.vocab = 64;
+  Transformer m(cfg, 3, ctx);
+  m.init_params(1);
+  std::vector<int32_t> in, tg;
+  make_batch(3, cfg.seq_len, cfg.vocab, 3, &in, &tg);
+  const double loss = m.forward(in.data(), tg.data());
+  REQUIRE(std::fabs(loss - std::log(64.0)) < 0.05);
+
+  m.zero_grad();
+  m.forward(in.data(), tg.data());
+  m.backward(1.0f);
+  const std::vector<float> once(m.grads(), m.grads() + m.n_params());
+  m.backward(1.0f);  // same saved state, second accumulation
+  for (int64_t i = 0; i < m.n_params(); ++i) REQUIRE(m.grads()[i] == 2.0f * once[size_t(i)]);
+}
+
+TEST_CASE("forward and backward are deterministic and leave parameters untouched", "[model]") {
+  DnnlContext ctx;
+  const ModelConfig cfg = tiny(PosEncoding::kRope, MlpKind::kSwiGLU, false);
+  Transformer m(cfg, 2, ctx);
+  m.init_params(5);
+  const std::vector<float> p0(m.params(), m.params() + m.n_params());
+  std::vector<int32_t> in, tg;
+  make_batch(2, cfg.seq_len, cfg.vocab, 9, &in, &tg);
+  m.zero_grad();
+  const double l1 = m.forward(in.data(), tg.data());
+  m.backward();
+  const std::vector<float> g1(m.grads(), m.grads() + m.n_params());
+  m.zero_grad();
+  const double l2 = m.forward(in.data(), tg.data());
+  m.backward();
+  REQUIRE(l1 == l2);
+  REQUIRE(std::memcmp(g1.data(), m.grads(), sizeof(float) * g1.size()) == 0);
+  REQUIRE(std::memcmp(p0.data(), m.params(), sizeof(float) * p0.size()) == 0);
+}
+
+TEST_CASE("parameter table names, shapes and adjacency of fused weights", "[model]") {
+  ModelConfig cfg = tiny(PosEncoding::kRope, MlpKind::kSwiGLU, false);
+  int64_t total = 0;
+  const auto t = build_param_table(cfg, &total);
+  auto find = [&](const std::string& n) -> const ParamInfo& {
+    for (const auto& p : t)
+      if (p.name == n) return p;
+    FAIL("missing " << n);
+    return t[0];
+  };
+  REQUIRE(find("tok_emb").shape == std::vector<int64_t>{11, 16});
+  REQUIRE(find("blocks.1.attn.w_k").shape == std::vector<int64_t>{16, 16});
+  REQUIRE(find("blocks.0.mlp.w_down").shape == std::vector<int64_t>{16, 24});
+  REQUIRE(find("blocks.0.attn.w_k").offset == find("blocks.0.attn.w_q").offset + 256);
+  REQUIRE(find("blocks.0.attn.w_v").offset == find("blocks.0.attn.w_k").offset + 256);
+  REQUIRE(find("blocks.0.mlp.w_up").offset == find("blocks.0.mlp.w_gate").offset + 24 * 16);
+  REQUIRE(find("lm_head").shape == std::vector<int64_t>{11, 16});
+  REQUIRE_FALSE(find("final_norm.g").matrix);
+  int64_t sum = 0;
+  for (const auto& p : t) sum += p.size;
+  REQUIRE(sum == total);
+  cfg.tied_head = true;
+  for (const auto& p : build_param_table(cfg, &total)) REQUIRE(p.name != "lm_head");
+}

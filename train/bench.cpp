@@ -1,0 +1,172 @@
+#include "train/bench.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "model/dnnl_context.h"
+#include "model/matmul.h"
+#include "train/trainer.h"
+
+namespace attnlab {
+
+RunConfig bench_preset(const std::string& name) {
+  RunConfig c;
+  c.model.mlp = MlpKind::kSwiGLU;
+  c.model.mlp_hidden = 0;  // 4d
+  c.model.pos = PosEncoding::kRope;
+  c.model.tied_head = false;
+  c.data.source = DataSource::kUniform;
+  c.optim.lr = 1e-3f;
+  c.optim.weight_decay = 0.1f;
+  c.optim.grad_clip = 1.0f;
+  c.schedule.kind = ScheduleKind::kConstant;
+  c.schedule.warmup = 0;
+  c.train.eval_every = 0;
+  struct P { const char* name; int vocab, d, L, H, T, B; };
+  static const P presets[] = {{"A", 256, 64, 2, 4, 64, 16},
+                              {"B", 256, 128, 4, 4, 128, 16},
+                              {"C", 4096, 256, 6, 8, 256, 8},
+                              {"D", 8192, 512, 8, 8, 256, 8}};
+  for (const P& p : presets) {
+    if (name == p.name) {
+      c.model.vocab = p.vocab;
+      c.model.d_model = p.d;
+      c.model.n_layer = p.L;
+      c.model.n_head = p.H;
+      c.model.seq_len = p.T;
+      c.train.batch = p.B;
+      return c;
+    }
+  }
+  throw ConfigError("bench: unknown preset '" + name + "' (presets: A, B, C, D)");
+}
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+// Achieved rate of one 1024³ oneDNN sgemm with the current thread count (median of 7), in GFLOP/s.
+double sgemm_rate(DnnlContext& ctx) {
+  const int64_t n = 1024;
+  std::vector<float> a(size_t(n * n), 0.5f), b(size_t(n * n), 0.25f), c(size_t(n * n));
+  Gemm g(ctx, gemm_desc_2d(n, n, n, false, n, false, n, n));
+  g.run(a.data(), b.data(), c.data());
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    g.run(a.data(), b.data(), c.data());
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return 2.0 * double(n * n * n) / median(t) / 1e9;
+}
+
+int default_steps(const RunConfig& c) {
+  const double tokens = double(c.train.batch) * c.model.seq_len;
+  const double flops = tokens * 6.0 * double(c.model.n_layer) * 12.0 * c.model.d_model * c.model.d_model;
+  return std::clamp(int(2e10 / std::max(flops, 1.0)), 2, 50);  // about 0.1-1 s per repeat here
+}
+
+int run_cell(const BenchCommand& cmd, const std::string& label, RunConfig cfg, int threads) {
+  omp_set_num_threads(threads);
+  cfg.train.threads = threads;
+  const int steps = cmd.steps > 0 ? cmd.steps : default_steps(cfg);
+  cfg.train.steps = int64_t(cmd.warmup) + int64_t(steps) * cmd.repeats;
+  DnnlContext ctx;
+  const double gemm = sgemm_rate(ctx);
+  const auto data = make_dataset(cfg.data, cfg.model, cfg.train.seed);
+  Trainer trainer(cfg, ctx, *data);
+  for (int i = 0; i < cmd.warmup; ++i) trainer.step();
+  std::vector<double> ms;
+  for (int r = 0; r < cmd.repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) trainer.step();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / steps);
+  }
+  const double ms_step = median(ms);
+  const double tok_s = double(trainer.tokens_per_step()) / (ms_step / 1e3);
+  const double gflops = trainer.model().flops_per_token() * tok_s / 1e9;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double rss_mb = double(ru.ru_maxrss) / 1024.0;
+  std::ostringstream reps;
+  for (size_t i = 0; i < ms.size(); ++i) reps << (i ? "," : "") << ms[i];
+  std::printf("{\"impl\":\"attnlab\",\"preset\":\"%s\",\"threads\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
+              "\"gflops\":%.2f,\"sgemm_gflops\":%.2f,\"mfu\":%.4f,\"peak_rss_mb\":%.1f,\"steps\":%d,"
+              "\"repeat_ms\":[%s]}\n",
+              label.c_str(), threads, tok_s, ms_step, gflops, gemm, gflops / gemm, rss_mb, steps,
+              reps.str().c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+int run_bench(const BenchCommand& cmd) {
+  std::vector<std::pair<std::string, RunConfig>> cells;
+  if (!cmd.config_path.empty()) {
+    cells.push_back({cmd.config_path, load_config(cmd.config_path, cmd.overrides)});
+  } else {
+    for (const std::string& p : cmd.presets) cells.push_back({p, bench_preset(p)});
+  }
+  if (cmd.json) {
+    for (auto& [label, cfg] : cells)
+      for (int t : cmd.threads) run_cell(cmd, label, cfg, t);
+    return 0;
+  }
+  // Table mode: one child process per cell, so every peak RSS and thread pool is its own.
+  std::printf("| config | threads | tokens/s | ms/step | GFLOP/s | sgemm GFLOP/s | MFU | peak RSS (MB) |\n"
+              "|---|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
+  int status = 0;
+  for (auto& [label, cfg] : cells) {
+    for (int t : cmd.threads) {
+      std::ostringstream c;
+      c << "'" << cmd.self_exe << "' bench --json --threads " << t << " --warmup " << cmd.warmup << " --repeats "
+        << cmd.repeats;
+      if (cmd.steps > 0) c << " --steps " << cmd.steps;
+      if (!cmd.config_path.empty()) {
+        c << " '" << cmd.config_path << "'";
+        for (const auto& o : cmd.overrides) c << " --set '" << o << "'";
+      } else {
+        c << " --preset " << label;
+      }
+      std::FILE* p = popen(c.str().c_str(), "r");
+      char line[4096] = {0};
+      const bool got = p && std::fgets(line, sizeof(line), p);
+      const int rc = p ? pclose(p) : -1;
+      double tok = 0, ms = 0, gf = 0, sg = 0, mfu = 0, rss = 0;
+      auto field = [&](const char* key, double* out) {
+        const char* at = std::strstr(line, key);
+        if (at) *out = std::atof(at + std::strlen(key));
+      };
+      if (!got || rc != 0) {
+        std::printf("| %s | %d | failed (exit %d) | | | | | |\n", label.c_str(), t, rc);
+        status = 1;
+        continue;
+      }
+      field("\"tokens_per_s\":", &tok);
+      field("\"ms_per_step\":", &ms);
+      field("\"gflops\":", &gf);
+      field("\"sgemm_gflops\":", &sg);
+      field("\"mfu\":", &mfu);
+      field("\"peak_rss_mb\":", &rss);
+      std::printf("| %s | %d | %.0f | %.2f | %.1f | %.1f | %.1f%% | %.0f |\n", label.c_str(), t, tok, ms, gf, sg,
+                  100.0 * mfu, rss);
+      std::fflush(stdout);
+    }
+  }
+  return status;
+}
+
+}  // namespace attnlab

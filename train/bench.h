@@ -1,0 +1,28 @@
+// bench.h: the `attnlab bench` command: trains warm-up and timed steps of a named preset (or a config)
+// and reports tokens/s, ms/step, achieved GFLOP/s, MFU against the oneDNN sgemm rate measured here,
+// and peak RSS. Several (preset, threads) cells run as separate child processes so each peak RSS is
+// its own. experiments/bench/compare.py puts these next to the PyTorch reference.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+
+namespace attnlab {
+
+struct BenchCommand {
+  std::vector<std::string> presets = {"A", "B", "C", "D"};  // or a config file via config_path
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::vector<int> threads = {1, 2};
+  int warmup = 3, steps = 0, repeats = 5;  // steps 0: per-preset default (about 1-2 s per repeat)
+  bool json = false;                       // one JSON line per cell (the cell runs in this process)
+  std::string self_exe;                    // path of this binary, to run cells as child processes
+};
+
+// The named benchmark configurations (SwiGLU hidden 4d, RoPE, untied head, uniform tokens).
+RunConfig bench_preset(const std::string& name);  // throws ConfigError for an unknown name
+
+int run_bench(const BenchCommand& cmd);
+
+}  // namespace attnlab

@@ -1,0 +1,32 @@
+// checkpoint.h: training checkpoints as safetensors files.
+//
+// Tensors: every parameter under its param_table() name ("tok_emb", "blocks.3.attn.w_q", ...), and the
+// AdamW moments as "optim.m.<name>" and "optim.v.<name>". Metadata (strings): "format"
+// ("attnlab-checkpoint-1"), "step" (optimizer steps done), "data_position" (the next training batch
+// index = step·accum; batches are a pure function of (seed, index), so this is the whole loader state),
+// "seed", "model" (the model signature, checked on load), "config" (the resolved YAML) and "commit".
+// The data sampler and initialiser are counter-based, so there is no other RNG state to save.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "model/transformer.h"
+#include "train/adamw.h"
+#include "train/config.h"
+#include "train/safetensors.h"
+
+namespace attnlab {
+
+// "vocab=256 d_model=64 ..." — every ModelConfig field that changes the parameter layout or the math.
+std::string model_signature(const ModelConfig& cfg);
+
+// Atomic (temp file + rename). Throws IoError.
+void save_checkpoint(const std::string& path, const Transformer& model, const AdamW& opt, int64_t step,
+                     const RunConfig& cfg);
+
+// Loads parameters (and the optimizer moments when opt != nullptr) into place. Refuses, with an IoError
+// naming the file and the first mismatch, a checkpoint whose format, model signature, tensor names or
+// shapes differ from `model`, or that is missing optimizer state when opt is given. Returns the step.
+int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt);
+
+}  // namespace attnlab

@@ -1,0 +1,55 @@
+// data.h: token streams for training and evaluation. Every batch is a pure function of
+// (seed, split, index): nothing is consumed, so the "data position" of a run is just its step, resume
+// needs no loader state, and the thread count cannot change which tokens a step sees.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace attnlab {
+
+enum class DataSource : uint8_t {
+  kFile,            // any file read as bytes (token = byte value, so vocab >= 256)
+  kBigramBackcopy,  // Guo et al. 2024: sparse random bigram chain + trigger tokens that copy back
+  kCopy,            // copy / induction: a random segment, then the same segment repeated
+  kUniform          // i.i.d. uniform random tokens (a control: loss cannot go below ln V)
+};
+
+struct DataConfig {
+  DataSource source = DataSource::kBigramBackcopy;
+  std::string path;           // kFile: the file to read
+  double val_fraction = 0.1;  // kFile: the last fraction of the file is the validation split
+  bool bos = false;           // put a BOS token at position 0 of every sequence
+  int bos_id = -1;            // BOS token id; -1 means vocab - 1 (synthetic tasks then never emit it)
+  int bigram_branching = 4;   // kBigramBackcopy: successors per token in the sparse bigram table
+  int n_triggers = 3;         // kBigramBackcopy: trigger tokens; the token after a trigger copies the one before it
+  int copy_len = 0;           // kCopy: length of the segment that is repeated; 0 means seq_len / 2
+  uint64_t data_seed = 0;     // seed of the task's fixed structure (bigram table, triggers); 0 means train.seed
+};
+
+enum class Split : uint8_t { kTrain, kVal };
+
+class DataError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  // Fills inputs[B*T] and targets[B*T] (row-major [B, T]) for batch `index` of `split`. For training,
+  // index = step * accum + micro_step; for validation, index = eval batch number. targets[b, t] is the
+  // token that follows inputs[b, t]; a target of -1 is ignored by the loss.
+  virtual void fill(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets) const = 0;
+  virtual std::string describe() const = 0;  // one line for logs: source, sizes
+};
+
+// Builds the dataset (reads the file for kFile). Throws DataError naming the file and the problem
+// (missing, unreadable, shorter than one sequence, a byte >= vocab).
+std::unique_ptr<Dataset> make_dataset(const DataConfig& data, const ModelConfig& model, uint64_t seed);
+
+}  // namespace attnlab

@@ -1,0 +1,208 @@
+#include "train/run_files.h"
+
+#include <omp.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "train/safetensors.h"
+
+#ifndef ATTNLAB_GIT_COMMIT
+#define ATTNLAB_GIT_COMMIT "unknown"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += char(c);
+        }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string num(double v) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "\"nan\"" : (v > 0 ? "\"inf\"" : "\"-inf\"");
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw IoError(tmp + ": cannot open for writing: " + std::strerror(errno));
+    f << text;
+    if (!f.flush()) throw IoError(tmp + ": write failed: " + std::strerror(errno));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw IoError(path + ": rename failed: " + ec.message());
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+// Keeps the lines of a JSONL file whose "step" is <= step.
+void truncate_jsonl(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  static const std::regex step_re("\"step\":(-?[0-9]+)");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, step_re) && std::stoll(m[1].str()) > step) continue;
+    kept += line + "\n";
+  }
+  in.close();
+  write_text(path, kept);
+}
+
+}  // namespace
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir) / "ckpt";
+  if (!fs::is_directory(dir)) return "";
+  static const std::regex name_re("step_([0-9]+)\\.safetensors");
+  int64_t best = -1;
+  std::string best_path;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (std::regex_match(name, m, name_re) && std::stoll(m[1].str()) > best) {
+      best = std::stoll(m[1].str());
+      best_path = e.path().string();
+    }
+  }
+  return best_path;
+}
+
+RunFiles::RunFiles(std::string dir) : dir_(std::move(dir)) {}
+
+RunFiles::~RunFiles() {
+  if (metrics_) std::fclose(metrics_);
+  if (events_) std::fclose(events_);
+}
+
+void RunFiles::create() {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir_) / "ckpt", ec);
+  if (ec) throw IoError(dir_ + ": cannot create run directory: " + ec.message());
+  write_text(dir_ + "/metrics.jsonl", "");
+  write_text(dir_ + "/events.jsonl", "");
+  open_append();
+}
+
+void RunFiles::open_append() {
+  metrics_ = std::fopen((dir_ + "/metrics.jsonl").c_str(), "a");
+  events_ = std::fopen((dir_ + "/events.jsonl").c_str(), "a");
+  if (!metrics_ || !events_) throw IoError(dir_ + ": cannot open metrics/events for appending: " + std::strerror(errno));
+}
+
+void RunFiles::truncate_after(int64_t step) {
+  truncate_jsonl(dir_ + "/metrics.jsonl", step);
+  truncate_jsonl(dir_ + "/events.jsonl", step);
+  open_append();
+}
+
+void RunFiles::write_config(const std::string& yaml) { write_text(dir_ + "/config.yaml", yaml); }
+
+void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
+                              const std::string& data_desc) {
+  struct utsname u {};
+  uname(&u);
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  const std::time_t t = std::time(nullptr);
+  char stamp[64];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z", std::localtime(&t));
+  std::ostringstream os;
+  os << "{\n  \"commit\": \"" << ATTNLAB_GIT_COMMIT << "\",\n  \"command\": [";
+  for (size_t i = 0; i < argv.size(); ++i) os << (i ? ", " : "") << "\"" << json_escape(argv[i]) << "\"";
+  os << "],\n  \"started\": \"" << stamp << "\",\n  \"host\": \"" << json_escape(host) << "\",\n  \"kernel\": \""
+     << json_escape(std::string(u.sysname) + " " + u.release + " " + u.machine) << "\",\n  \"cpu\": \""
+     << json_escape(cpu_model()) << "\",\n  \"cores\": " << omp_get_num_procs() << ",\n  \"threads\": " << threads
+     << ",\n  \"n_params\": " << n_params << ",\n  \"data\": \"" << json_escape(data_desc) << "\"\n}\n";
+  write_text(dir_ + "/run.json", os.str());
+}
+
+void RunFiles::metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
+                            double ms) {
+  last_loss_ = loss;
+  std::fprintf(metrics_,
+               "{\"step\":%lld,\"kind\":\"train\",\"loss\":%s,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,"
+               "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f}\n",
+               (long long)step, num(loss).c_str(), num(lr).c_str(), num(grad_norm).c_str(),
+               clipped ? "true" : "false", tok_s, ms);
+  std::fflush(metrics_);
+}
+
+void RunFiles::metric_eval(int64_t step, double val_loss) {
+  last_val_ = val_loss;
+  std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",\"val_loss\":%s}\n", (long long)step, num(val_loss).c_str());
+  std::fflush(metrics_);
+}
+
+void RunFiles::event(int64_t step, const std::string& kind, const std::string& message) {
+  std::fprintf(events_, "{\"step\":%lld,\"kind\":\"%s\",\"message\":\"%s\"}\n", (long long)step,
+               json_escape(kind).c_str(), json_escape(message).c_str());
+  std::fflush(events_);
+}
+
+std::string RunFiles::checkpoint_path(int64_t step) const {
+  char name[64];
+  std::snprintf(name, sizeof(name), "step_%08lld.safetensors", (long long)step);
+  return (fs::path(dir_) / "ckpt" / name).string();
+}
+
+void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wall_s, double tok_s) {
+  std::ostringstream os;
+  os << "# Run summary\n\n| what | value |\n|---|---|\n"
+     << "| steps | " << steps_done << " / " << cfg.train.steps << " |\n"
+     << "| final train loss | " << (last_loss_ == NAN_SENTINEL ? std::string("-") : num(last_loss_)) << " |\n"
+     << "| final val loss | " << (last_val_ == NAN_SENTINEL ? std::string("-") : num(last_val_)) << " |\n"
+     << "| wall time (s, this session) | " << wall_s << " |\n"
+     << "| tokens/s (this session) | " << tok_s << " |\n"
+     << "| commit | " << ATTNLAB_GIT_COMMIT << " |\n\n"
+     << "Metrics: `metrics.jsonl`; events: `events.jsonl`; config: `config.yaml`; checkpoints: `ckpt/`.\n";
+  write_text(dir_ + "/summary.md", os.str());
+}
+
+void RunFiles::flush() {
+  if (metrics_) std::fflush(metrics_);
+  if (events_) std::fflush(events_);
+}
+
+}  // namespace attnlab

@@ -1,0 +1,50 @@
+// run_files.h: the files of a run directory (layout documented in run.h and README.md). Every line is
+// flushed when written, so a crash loses at most the step in flight.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+
+namespace attnlab {
+
+// Path of the checkpoint with the highest step in DIR/ckpt, or "" if there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+class RunFiles {
+ public:
+  explicit RunFiles(std::string dir);
+  ~RunFiles();
+  RunFiles(const RunFiles&) = delete;
+  RunFiles& operator=(const RunFiles&) = delete;
+
+  void create();  // makes the directory tree and fresh metrics/events files; throws IoError
+  void write_config(const std::string& yaml);
+  void write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
+                      const std::string& data_desc);
+  // Drops metrics and events recorded after `step` (resume), then opens both for appending.
+  void truncate_after(int64_t step);
+
+  void metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
+                    double ms);
+  void metric_eval(int64_t step, double val_loss);
+  void event(int64_t step, const std::string& kind, const std::string& message);
+  std::string checkpoint_path(int64_t step) const;
+  void write_summary(const RunConfig& cfg, int64_t steps_done, double wall_s, double tok_s);
+  void flush();
+  const std::string& dir() const { return dir_; }
+
+ private:
+  void open_append();
+  std::string dir_;
+  std::FILE* metrics_ = nullptr;
+  std::FILE* events_ = nullptr;
+  static constexpr double NAN_SENTINEL = -1.0;  // "not recorded yet" (losses are never negative)
+  double last_loss_ = NAN_SENTINEL, last_val_ = NAN_SENTINEL;
+};
+
+std::string json_escape(const std::string& s);
+
+}  // namespace attnlab

@@ -1,0 +1,52 @@
+// trainer.h: one optimizer step = data → forward → backward (× accum) → grad norm → clip → AdamW.
+// No math lives here; it only sequences the model, the optimizer and the data.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/dnnl_context.h"
+#include "model/transformer.h"
+#include "train/adamw.h"
+#include "train/config.h"
+#include "train/data.h"
+
+namespace attnlab {
+
+struct StepStats {
+  int64_t step = 0;        // 0-based index of the step just taken
+  double loss = 0.0;       // mean training loss over the step's micro-batches
+  float lr = 0.0f;         // learning rate used
+  double grad_norm = 0.0;  // global gradient norm before clipping
+  bool clipped = false;    // whether clipping scaled the gradients
+  bool finite = true;      // loss and gradient norm finite; when false no update was applied
+  double seconds = 0.0;    // wall time of the step
+};
+
+class Trainer {
+ public:
+  Trainer(const RunConfig& cfg, DnnlContext& ctx, const Dataset& data);
+  StepStats step();
+  // Mean validation loss over train.eval_batches fixed batches (forward only; gradients untouched).
+  double evaluate();
+
+  int64_t next_step() const { return step_; }
+  void set_next_step(int64_t s) { step_ = s; }
+  Transformer& model() { return model_; }
+  AdamW& optim() { return opt_; }
+  const RunConfig& config() const { return cfg_; }
+  int64_t tokens_per_step() const { return int64_t(cfg_.train.batch) * cfg_.train.accum * cfg_.model.seq_len; }
+
+ private:
+  RunConfig cfg_;
+  const Dataset& data_;
+  Transformer model_;
+  AdamW opt_;
+  std::vector<int32_t> inputs_, targets_;
+  std::vector<double> norm_scratch_;
+  int64_t step_ = 0;
+};
+
+// Decay groups from the parameter table: 2-D weights decay, vectors (gains) do not.
+std::vector<ParamGroup> decay_groups(const std::vector<ParamInfo>& table);
+
+}  // namespace attnlab
