@@ -24,7 +24,7 @@ TEST_CASE("overfits a single batch to near-zero loss", "[e2e]") {
   m.init_params(3);
   AdamW opt(cfg.optim, m.n_params(), decay_groups(m.param_table()));
   const int n = cfg.train.batch * cfg.model.seq_len;
-  std::vector<int32_t> in(size_t(n)), tg(size_t(n));
+  std::vector<int32_t> in(static_cast<size_t>(n)), tg(static_cast<size_t>(n));
   Rng rng(5);
   for (auto& x : in) x = int32_t(rng.below(32));
   for (auto& x : tg) x = int32_t(rng.below(32));
@@ -80,7 +80,7 @@ TEST_CASE("gradient accumulation: accum=2 trains on both micro-batches", "[e2e]"
   Transformer m(cfg.model, cfg.train.batch, ctx);
   m.init_params(cfg.train.seed);
   const int n = cfg.train.batch * cfg.model.seq_len;
-  std::vector<int32_t> in(size_t(n)), tg(size_t(n));
+  std::vector<int32_t> in(static_cast<size_t>(n)), tg(static_cast<size_t>(n));
   double sum = 0.0;
   for (int micro = 0; micro < 2; ++micro) {
     data->fill(Split::kTrain, uint64_t(micro), cfg.train.batch, in.data(), tg.data());

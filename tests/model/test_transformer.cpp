@@ -89,7 +89,12 @@ TEST_CASE("loss at init is close to ln V and backward accumulates", "[model]") {
   m.backward(1.0f);
   const std::vector<float> once(m.grads(), m.grads() + m.n_params());
   m.backward(1.0f);  // same saved state, second accumulation
-  for (int64_t i = 0; i < m.n_params(); ++i) REQUIRE(m.grads()[i] == 2.0f * once[size_t(i)]);
+  // oneDNN's sum post-op may fold the old value into the accumulator before the K loop, so "2x" holds
+  // to rounding, not bitwise, for matmul weights.
+  double worst = 0.0;
+  for (int64_t i = 0; i < m.n_params(); ++i)
+    worst = std::max(worst, std::fabs(double(m.grads()[i]) - 2.0 * once[size_t(i)]) / (1e-6 + std::fabs(2.0 * once[size_t(i)])));
+  REQUIRE(worst < 1e-4);
 }
 
 TEST_CASE("forward and backward are deterministic and leave parameters untouched", "[model]") {

@@ -1,0 +1,882 @@
+// config.cpp: YAML -> RunConfig, the only translation unit that includes yaml-cpp.
+//
+// One table (fields()) lists every key once: its section, its name and how to read and print it. The
+// file reader, the --set reader, the unknown-key suggestions and dump_config all walk that table, so they
+// cannot disagree. Scalars are decoded here (not with YAML::Node::as<T>) to be strict in YAML 1.2 core
+// schema terms: 2.5 is not an int, "4" (quoted) is a string, yes/no are not booleans, -1 is not unsigned.
+#include "train/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace attnlab {
+namespace {
+
+// ---------------------------------------------------------------------------------------------------
+// Locations and the side table of where each key was set
+
+// Where a value came from. `text` prefixes reader errors ("cfg.yaml:4:12" or "--set model.n_head=abc");
+// `origin` is kept per key path for validate() ("line 4" or "--set model.n_head=3"); `line` is 1-based
+// (0 for an override).
+struct Loc {
+  std::string text;
+  std::string origin;
+  int line = 0;
+};
+
+struct Origin {
+  std::string text;  // "line 4" or "--set model.n_head=3"
+  int line = 0;      // 1-based file line, 0 when set by an override
+};
+using Origins = std::map<std::string, Origin>;
+
+Loc file_loc(const std::string& source, const YAML::Mark& mark) {
+  if (mark.is_null() || mark.line < 0) return {source, "", 0};
+  const int line = mark.line + 1, col = mark.column + 1;
+  return {source + ":" + std::to_string(line) + ":" + std::to_string(col), "line " + std::to_string(line),
+          line};
+}
+
+// Errors point at the value when there is one; an empty value's mark is on the following line, so then
+// the key is used.
+Loc file_loc(const std::string& source, const YAML::Node& key, const YAML::Node& value) {
+  Loc at_key = file_loc(source, key.Mark());
+  if (value.IsNull() || value.Mark().is_null()) return at_key;
+  Loc at_value = file_loc(source, value.Mark());
+  at_value.origin = at_key.origin;  // the side table records the key's line
+  at_value.line = at_key.line;
+  return at_value;
+}
+
+[[noreturn]] void fail(const Loc& loc, const std::string& path, const std::string& what) {
+  std::string msg = loc.text;
+  if (!path.empty()) msg += (msg.empty() ? "" : ": ") + path;
+  throw ConfigError(msg + ": " + what);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Text helpers
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  constexpr size_t kMax = 60;  // long values are cut in messages, never in dumps
+  if (s.size() > kMax) return "'" + s.substr(0, kMax) + "...'";
+  return "'" + s + "'";
+}
+
+// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions ("n_haed" -> "n_head" is 1).
+int edit_distance(const std::string& a, const std::string& b) {
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<int>> d(n + 1, std::vector<int>(m + 1));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = static_cast<int>(i);
+  for (size_t j = 0; j <= m; ++j) d[0][j] = static_cast<int>(j);
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      const int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[n][m];
+}
+
+// Candidates close to `typed`: the nearest ones within a small edit distance (case-insensitive), else
+// those that contain it or are contained in it ("checkpoint" -> "checkpoint_every", "warmup_steps" ->
+// "warmup").
+std::vector<std::string> suggest(const std::string& typed, const std::vector<std::string>& candidates) {
+  const std::string t = lower(typed);
+  const int limit = t.size() <= 3 ? 1 : 2;
+  int best = INT_MAX;
+  for (const auto& c : candidates) best = std::min(best, edit_distance(t, lower(c)));
+  std::vector<std::string> out;
+  if (best <= limit) {
+    for (const auto& c : candidates)
+      if (edit_distance(t, lower(c)) == best) out.push_back(c);
+    return out;
+  }
+  if (t.size() >= 3) {
+    for (const auto& c : candidates) {
+      const std::string lc = lower(c);
+      if (lc.find(t) != std::string::npos || (lc.size() >= 3 && t.find(lc) != std::string::npos))
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string join_or(const std::vector<std::string>& xs, const std::string& prefix = "") {
+  std::string s;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (i > 0) s += i + 1 == xs.size() ? " or " : ", ";
+    s += "'" + prefix + xs[i] + "'";
+  }
+  return s;
+}
+
+std::string join_comma(const std::vector<std::string>& xs) {
+  std::string s;
+  for (size_t i = 0; i < xs.size(); ++i) s += (i ? ", " : "") + xs[i];
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Enum names: the one place where enum strings live
+
+template <class E>
+struct EnumName {
+  E value;
+  const char* name;
+};
+
+template <class E>
+struct EnumTable;
+template <>
+struct EnumTable<MlpKind> {
+  static constexpr EnumName<MlpKind> kNames[] = {{MlpKind::kSwiGLU, "swiglu"}, {MlpKind::kGELU, "gelu"}};
+};
+template <>
+struct EnumTable<PosEncoding> {
+  static constexpr EnumName<PosEncoding> kNames[] = {
+      {PosEncoding::kNone, "none"}, {PosEncoding::kSinusoidal, "sinusoidal"}, {PosEncoding::kRope, "rope"}};
+};
+template <>
+struct EnumTable<DataSource> {
+  static constexpr EnumName<DataSource> kNames[] = {{DataSource::kFile, "file"},
+                                                    {DataSource::kBigramBackcopy, "bigram_backcopy"},
+                                                    {DataSource::kCopy, "copy"},
+                                                    {DataSource::kUniform, "uniform"}};
+};
+template <>
+struct EnumTable<DecayMode> {
+  static constexpr EnumName<DecayMode> kNames[] = {{DecayMode::kCoupled, "coupled"},
+                                                   {DecayMode::kIndependent, "independent"}};
+};
+template <>
+struct EnumTable<ScheduleKind> {
+  static constexpr EnumName<ScheduleKind> kNames[] = {
+      {ScheduleKind::kCosine, "cosine"}, {ScheduleKind::kConstant, "constant"}, {ScheduleKind::kLinear, "linear"}};
+};
+
+template <class E>
+std::vector<std::string> enum_names() {
+  std::vector<std::string> out;
+  for (const auto& e : EnumTable<E>::kNames) out.push_back(e.name);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Printing values (dump_config and messages)
+
+// Shortest text that reads back to the same float (std::to_chars guarantees the round trip), with a '.'
+// in the mantissa and a signed exponent so YAML 1.1 readers (PyYAML) also see a float: 1.0e-05.
+template <class F>
+std::string format_float(F x) {
+  if (std::isnan(x)) return ".nan";
+  if (std::isinf(x)) return x > 0 ? ".inf" : "-.inf";
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), x);
+  std::string s(buf, r.ptr);
+  const size_t e = s.find('e');
+  std::string mant = s.substr(0, e), exp = e == std::string::npos ? "" : s.substr(e + 1);
+  if (mant.find('.') == std::string::npos) mant += ".0";
+  if (!exp.empty() && exp[0] != '+' && exp[0] != '-') exp = "+" + exp;
+  return exp.empty() ? mant : mant + "e" + exp;
+}
+
+// A double-quoted YAML string; control bytes are escaped so any path survives the round trip.
+std::string format_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char* kHex = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_value(int v) { return std::to_string(v); }
+std::string format_value(int64_t v) { return std::to_string(v); }
+std::string format_value(uint64_t v) { return std::to_string(v); }
+std::string format_value(float v) { return format_float(v); }
+std::string format_value(double v) { return format_float(v); }
+std::string format_value(bool v) { return v ? "true" : "false"; }
+std::string format_value(const std::string& v) { return format_string(v); }
+template <class E>
+  requires std::is_enum_v<E>
+std::string format_value(E v) {
+  for (const auto& e : EnumTable<E>::kNames)
+    if (e.value == v) return e.name;
+  return "<invalid " + std::to_string(static_cast<int>(v)) + ">";
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reading scalars
+
+// A node's kind as a message fragment: "'abc'", "the quoted string \"4\"", "a map", ...
+bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }
+
+std::string describe(const YAML::Node& v) {
+  switch (v.Type()) {
+    case YAML::NodeType::Null:
+      return "an empty value (null)";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar:
+      return is_string_tagged(v) ? "the quoted string " + format_string(v.Scalar()) : quote(v.Scalar());
+    default:
+      return "nothing";
+  }
+}
+
+// YAML 1.2 core schema integer: [-+]?[0-9]+. Magnitude is kept unsigned so that 2^64-1 parses;
+// *overflow is set when it does not fit in 64 bits.
+bool parse_int_text(const std::string& s, bool* neg, uint64_t* mag, bool* overflow) {
+  size_t i = 0;
+  *neg = false;
+  *overflow = false;
+  *mag = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) *neg = s[i++] == '-';
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (*mag > (UINT64_MAX - d) / 10) *overflow = true;
+    else *mag = *mag * 10 + d;
+  }
+  return true;
+}
+
+// YAML 1.2 core schema float, minus .inf/.nan: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?.
+// Integers match too (floats accept ints); 1e-5 is accepted without the YAML 1.1 dot.
+bool is_float_text(const std::string& s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  size_t int_digits = 0, frac_digits = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++int_digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++frac_digits;
+  }
+  if (int_digits + frac_digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    size_t exp_digits = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == s.size();
+}
+
+bool is_nonfinite_text(const std::string& s) {
+  static const std::set<std::string> kNames = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+                                               "-.Inf", "-.INF", ".nan", ".NaN", ".NAN"};
+  return kNames.count(s) > 0;
+}
+
+// The scalar text of a plain (unquoted) scalar, or an error naming what was found instead.
+const std::string& plain_scalar(const YAML::Node& v, const std::string& path, const Loc& loc,
+                                const std::string& expected) {
+  if (!v.IsScalar() || is_string_tagged(v)) {
+    const std::string hint = v.IsScalar() ? " (remove the quotes)" : "";
+    fail(loc, path, "expected " + expected + ", got " + describe(v) + hint);
+  }
+  return v.Scalar();
+}
+
+template <class T>
+void read_integer(const YAML::Node& v, const std::string& path, const Loc& loc, T* out, const char* type_name) {
+  constexpr bool kUnsigned = std::is_unsigned_v<T>;
+  const std::string expected = kUnsigned ? "a non-negative integer" : "an integer";
+  const std::string& s = plain_scalar(v, path, loc, expected);
+  bool neg = false, overflow = false;
+  uint64_t mag = 0;
+  if (!parse_int_text(s, &neg, &mag, &overflow)) {
+    if (is_float_text(s) || is_nonfinite_text(s))
+      fail(loc, path, "expected " + expected + ", got " + quote(s) + ", which is not a whole number");
+    fail(loc, path, "expected " + expected + ", got " + quote(s));
+  }
+  const std::string range = std::string(" (") + type_name + ": " + std::to_string(std::numeric_limits<T>::min()) +
+                            " to " + std::to_string(std::numeric_limits<T>::max()) + ")";
+  if (kUnsigned && neg && mag != 0) fail(loc, path, "expected " + expected + ", got " + quote(s) + range);
+  const uint64_t max_pos = static_cast<uint64_t>(std::numeric_limits<T>::max());
+  const uint64_t max_neg = kUnsigned ? 0 : max_pos + 1;  // |min| of a two's-complement type
+  if (overflow || (neg ? mag > max_neg : mag > max_pos)) fail(loc, path, quote(s) + " is out of range" + range);
+  // Negation in uint64 then a modular conversion (C++20): exact for every value down to min().
+  *out = static_cast<T>(neg ? uint64_t{0} - mag : mag);
+}
+
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, int* out) {
+  read_integer(v, path, loc, out, "32-bit signed integer");
+}
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, int64_t* out) {
+  read_integer(v, path, loc, out, "64-bit signed integer");
+}
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, uint64_t* out) {
+  read_integer(v, path, loc, out, "64-bit unsigned integer");
+}
+
+template <class F>
+void read_real(const YAML::Node& v, const std::string& path, const Loc& loc, F* out, const char* type_name) {
+  const std::string& s = plain_scalar(v, path, loc, "a number");
+  if (is_nonfinite_text(s)) fail(loc, path, "expected a finite number, got " + quote(s));
+  if (!is_float_text(s)) fail(loc, path, "expected a number, got " + quote(s));
+  // from_chars rounds the decimal text straight to F (no double rounding through double for floats).
+  const char* first = s.data() + (s[0] == '+' ? 1 : 0);
+  F x{};
+  const auto r = std::from_chars(first, s.data() + s.size(), x);
+  if (r.ec == std::errc::result_out_of_range)
+    fail(loc, path, quote(s) + " is out of range for a " + type_name);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(x))
+    fail(loc, path, "expected a number, got " + quote(s));
+  *out = x;
+}
+
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, float* out) {
+  read_real(v, path, loc, out, "32-bit float");
+}
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, double* out) {
+  read_real(v, path, loc, out, "64-bit float");
+}
+
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, bool* out) {
+  const std::string& s = plain_scalar(v, path, loc, "true or false");
+  if (s == "true" || s == "True" || s == "TRUE") {
+    *out = true;
+  } else if (s == "false" || s == "False" || s == "FALSE") {
+    *out = false;
+  } else {
+    static const std::set<std::string> kYaml11 = {"yes", "no", "on", "off", "y", "n"};
+    std::string hint = kYaml11.count(lower(s)) ? " (YAML 1.1 words like yes/no/on/off are not booleans here)" : "";
+    fail(loc, path, "expected true or false, got " + quote(s) + hint);
+  }
+}
+
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, std::string* out) {
+  if (!v.IsScalar()) {
+    std::string hint = v.IsNull() ? " (write \"\" for an empty string)" : "";
+    fail(loc, path, "expected a string, got " + describe(v) + hint);
+  }
+  *out = v.Scalar();
+}
+
+template <class E>
+  requires std::is_enum_v<E>
+void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, E* out) {
+  const std::vector<std::string> names = enum_names<E>();
+  const std::string allowed = "allowed values: " + join_comma(names);
+  if (!v.IsScalar()) fail(loc, path, "expected one of the names " + join_comma(names) + ", got " + describe(v));
+  const std::string& s = v.Scalar();
+  for (const auto& e : EnumTable<E>::kNames) {
+    if (s == e.name) {
+      *out = e.value;
+      return;
+    }
+  }
+  const std::vector<std::string> near = suggest(s, names);
+  const std::string dym = near.empty() ? "" : " (did you mean " + join_or(near) + "?)";
+  fail(loc, path, "unknown value " + quote(s) + dym + "; " + allowed);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The table of keys
+
+struct Field {
+  std::string section, key;
+  std::function<void(const YAML::Node&, const std::string&, const Loc&, RunConfig&)> read;
+  std::function<std::string(const RunConfig&)> format;
+  std::string path() const { return section + "." + key; }
+};
+
+template <class S, class T>
+Field field(S RunConfig::*sec, const char* section, const char* key, T S::*member) {
+  return {section, key,
+          [sec, member](const YAML::Node& v, const std::string& path, const Loc& loc, RunConfig& c) {
+            read_value(v, path, loc, &((c.*sec).*member));
+          },
+          [sec, member](const RunConfig& c) { return format_value((c.*sec).*member); }};
+}
+
+const std::vector<Field>& fields() {
+  using R = RunConfig;
+  using M = ModelConfig;
+  using D = DataConfig;
+  using O = OptimConfig;
+  using S = ScheduleConfig;
+  using T = TrainConfig;
+  static const std::vector<Field> kFields = {
+      field(&R::model, "model", "vocab", &M::vocab),
+      field(&R::model, "model", "d_model", &M::d_model),
+      field(&R::model, "model", "n_layer", &M::n_layer),
+      field(&R::model, "model", "n_head", &M::n_head),
+      field(&R::model, "model", "seq_len", &M::seq_len),
+      field(&R::model, "model", "mlp", &M::mlp),
+      field(&R::model, "model", "mlp_hidden", &M::mlp_hidden),
+      field(&R::model, "model", "pos", &M::pos),
+      field(&R::model, "model", "rope_base", &M::rope_base),
+      field(&R::model, "model", "tied_head", &M::tied_head),
+      field(&R::model, "model", "norm_eps", &M::norm_eps),
+      field(&R::model, "model", "init_std", &M::init_std),
+      field(&R::data, "data", "source", &D::source),
+      field(&R::data, "data", "path", &D::path),
+      field(&R::data, "data", "val_fraction", &D::val_fraction),
+      field(&R::data, "data", "bos", &D::bos),
+      field(&R::data, "data", "bos_id", &D::bos_id),
+      field(&R::data, "data", "bigram_branching", &D::bigram_branching),
+      field(&R::data, "data", "n_triggers", &D::n_triggers),
+      field(&R::data, "data", "copy_len", &D::copy_len),
+      field(&R::data, "data", "data_seed", &D::data_seed),
+      field(&R::optim, "optim", "lr", &O::lr),
+      field(&R::optim, "optim", "beta1", &O::beta1),
+      field(&R::optim, "optim", "beta2", &O::beta2),
+      field(&R::optim, "optim", "eps", &O::eps),
+      field(&R::optim, "optim", "weight_decay", &O::weight_decay),
+      field(&R::optim, "optim", "decay_mode", &O::decay_mode),
+      field(&R::optim, "optim", "grad_clip", &O::grad_clip),
+      field(&R::schedule, "schedule", "kind", &S::kind),
+      field(&R::schedule, "schedule", "warmup", &S::warmup),
+      field(&R::schedule, "schedule", "min_lr_frac", &S::min_lr_frac),
+      field(&R::train, "train", "batch", &T::batch),
+      field(&R::train, "train", "accum", &T::accum),
+      field(&R::train, "train", "steps", &T::steps),
+      field(&R::train, "train", "seed", &T::seed),
+      field(&R::train, "train", "threads", &T::threads),
+      field(&R::train, "train", "eval_every", &T::eval_every),
+      field(&R::train, "train", "eval_batches", &T::eval_batches),
+      field(&R::train, "train", "log_every", &T::log_every),
+      field(&R::train, "train", "checkpoint_every", &T::checkpoint_every),
+  };
+  return kFields;
+}
+
+const std::vector<std::string>& section_names() {
+  static const std::vector<std::string> kNames = [] {
+    std::vector<std::string> out;
+    for (const auto& f : fields())
+      if (std::find(out.begin(), out.end(), f.section) == out.end()) out.push_back(f.section);
+    return out;
+  }();
+  return kNames;
+}
+
+bool is_section(const std::string& name) {
+  const auto& s = section_names();
+  return std::find(s.begin(), s.end(), name) != s.end();
+}
+
+std::vector<std::string> keys_of(const std::string& section) {
+  std::vector<std::string> out;
+  for (const auto& f : fields())
+    if (f.section == section) out.push_back(f.key);
+  return out;
+}
+
+const Field* find_field(const std::string& section, const std::string& key) {
+  for (const auto& f : fields())
+    if (f.section == section && f.key == key) return &f;
+  return nullptr;
+}
+
+// Full paths of keys named `key` in any section ("lr" -> "optim.lr").
+std::vector<std::string> paths_named(const std::string& key) {
+  std::vector<std::string> out;
+  for (const auto& f : fields())
+    if (f.key == key) out.push_back(f.path());
+  return out;
+}
+
+// "unknown key 'model.n_heads'; did you mean 'n_head'?" In a file the suggestion is the bare key (what
+// goes on that line); after --set it is the full path (what goes on the command line).
+[[noreturn]] void fail_unknown_key(const Loc& loc, const std::string& section, const std::string& key,
+                                   bool full_paths) {
+  const std::string path = section + "." + key;
+  const std::vector<std::string> keys = keys_of(section);
+  const std::vector<std::string> near = suggest(key, keys);
+  std::string msg = "unknown key " + quote(path);
+  if (!near.empty()) {
+    msg += "; did you mean " + join_or(near, full_paths ? section + "." : "") + "?";
+  } else if (const auto elsewhere = paths_named(key); !elsewhere.empty()) {
+    msg += "; " + quote(key) + " belongs to another section: " + join_or(elsewhere);
+  } else {
+    msg += "; valid keys in '" + section + "': " + join_comma(keys);
+  }
+  fail(loc, "", msg);
+}
+
+[[noreturn]] void fail_unknown_section(const Loc& loc, const std::string& name) {
+  std::string msg = "unknown section " + quote(name);
+  if (const auto near = suggest(name, section_names()); !near.empty()) {
+    msg += "; did you mean " + join_or(near) + "?";
+  } else if (const auto elsewhere = paths_named(name); !elsewhere.empty()) {
+    msg += "; keys go inside their section: did you mean " + join_or(elsewhere) + "?";
+  } else {
+    msg += "; valid sections: " + join_comma(section_names());
+  }
+  fail(loc, "", msg);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reading a document and the overrides
+
+std::string key_text(const std::string& source, const YAML::Node& key, const std::string& where) {
+  if (!key.IsScalar())
+    fail(file_loc(source, key.Mark()), where, "keys must be plain names, got " + describe(key) + " as a key");
+  return key.Scalar();
+}
+
+void read_document(const YAML::Node& root, const std::string& source, RunConfig* cfg, Origins* origins) {
+  if (root.IsNull()) return;  // an empty file (or only comments): all defaults
+  if (!root.IsMap())
+    fail(file_loc(source, root.Mark()), "",
+         "the top level must be a map of sections (" + join_comma(section_names()) + "), got " + describe(root));
+  std::map<std::string, int> seen_sections;
+  // Nodes are copied (cheap handles): yaml-cpp's iterator-> returns a temporary proxy.
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const YAML::Node k = it->first;
+    const YAML::Node v = it->second;
+    const std::string name = key_text(source, k, "");
+    const Loc kloc = file_loc(source, k.Mark());
+    if (!is_section(name)) fail_unknown_section(kloc, name);
+    if (auto [pos, fresh] = seen_sections.emplace(name, kloc.line); !fresh)
+      fail(kloc, name, "duplicate section (first at line " + std::to_string(pos->second) + ")");
+    if (v.IsNull()) continue;  // "model:" with every key commented out
+    if (!v.IsMap())
+      fail(file_loc(source, k, v), name,
+           "expected a map of keys (e.g. " + name + ": {" + keys_of(name)[0] + ": ...}), got " + describe(v));
+    std::map<std::string, int> seen_keys;
+    for (auto jt = v.begin(); jt != v.end(); ++jt) {
+      const YAML::Node k2 = jt->first;
+      const YAML::Node v2 = jt->second;
+      const std::string key = key_text(source, k2, name);
+      const Loc loc = file_loc(source, k2, v2);
+      const Field* f = find_field(name, key);
+      if (f == nullptr) fail_unknown_key(file_loc(source, k2.Mark()), name, key, false);
+      if (auto [pos, fresh] = seen_keys.emplace(key, loc.line); !fresh)
+        fail(file_loc(source, k2.Mark()), f->path(), "duplicate key (first at line " + std::to_string(pos->second) + ")");
+      f->read(v2, f->path(), loc, *cfg);
+      (*origins)[f->path()] = {loc.origin, loc.line};
+    }
+  }
+}
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+void apply_override(const std::string& text, RunConfig* cfg, Origins* origins) {
+  const std::string where = "--set " + text;
+  const Loc loc{where, where, 0};
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos) fail(loc, "", "expected section.key=value, e.g. --set model.n_head=8 (no '=')");
+  const std::string path = trim(text.substr(0, eq));
+  const std::string value = text.substr(eq + 1);
+  if (path.empty()) fail(loc, "", "expected section.key=value, e.g. --set model.n_head=8 (empty key)");
+  const size_t dot = path.find('.');
+  if (dot == std::string::npos) {
+    if (is_section(path))
+      fail(loc, "", "expected section.key=value; " + quote(path) + " is a whole section, set its keys one at a time (e.g. " + path + "." + keys_of(path)[0] + "=...)");
+    fail_unknown_section(loc, path);
+  }
+  const std::string section = path.substr(0, dot), key = path.substr(dot + 1);
+  if (section.empty() || key.empty()) fail(loc, "", "expected section.key=value, got the key " + quote(path));
+  if (!is_section(section)) fail_unknown_section(loc, section);
+  if (key.find('.') != std::string::npos)
+    fail(loc, "", quote(path) + " is nested too deeply; keys are section.key (e.g. model.n_head)");
+  const Field* f = find_field(section, key);
+  if (f == nullptr) fail_unknown_key(loc, section, key, true);
+  YAML::Node node;
+  try {
+    node = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    fail(loc, path, "cannot parse the value " + quote(value) + " as YAML: " + e.msg);
+  }
+  f->read(node, path, loc, *cfg);
+  (*origins)[path] = {loc.origin, 0};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Validation
+
+// Collects every problem, so one run of the config reports them all. Each message names the key paths and
+// values; with origins (the config was parsed) it also says where each key was set.
+class Problems {
+ public:
+  Problems(const Origins* origins, std::string source) : origins_(origins), source_(std::move(source)) {}
+
+  void add(std::initializer_list<const char*> keys, const std::string& msg) {
+    std::string text = msg;
+    int line = 0;
+    if (origins_ != nullptr) {
+      std::vector<std::string> notes;
+      for (const char* k : keys) {
+        const auto it = origins_->find(k);
+        if (it == origins_->end()) {
+          notes.push_back(std::string(k) + ": default");
+        } else {
+          notes.push_back(std::string(k) + ": " + it->second.text);
+          if (line == 0) line = it->second.line;
+        }
+      }
+      text += " [" + join_semicolon(notes) + "]";
+    }
+    std::string prefix = source_;
+    if (!prefix.empty() && line > 0) prefix += ":" + std::to_string(line);
+    msgs_.push_back(prefix.empty() ? text : prefix + ": " + text);
+  }
+
+  void throw_if_any() const {
+    if (msgs_.empty()) return;
+    if (msgs_.size() == 1) throw ConfigError(msgs_[0]);
+    std::string all = (source_.empty() ? std::string("configuration") : source_) + ": " +
+                      std::to_string(msgs_.size()) + " invalid settings:";
+    for (const auto& m : msgs_) all += "\n  " + m;
+    throw ConfigError(all);
+  }
+
+ private:
+  static std::string join_semicolon(const std::vector<std::string>& xs) {
+    std::string s;
+    for (size_t i = 0; i < xs.size(); ++i) s += (i ? "; " : "") + xs[i];
+    return s;
+  }
+  const Origins* origins_;
+  std::string source_;
+  std::vector<std::string> msgs_;
+};
+
+template <class T>
+std::string kv(const char* path, const T& v) {
+  return std::string(path) + "=" + format_value(v);
+}
+
+void validate_impl(const RunConfig& c, const Origins* origins, const std::string& source) {
+  Problems p(origins, source);
+  const ModelConfig& m = c.model;
+  const DataConfig& d = c.data;
+  const OptimConfig& o = c.optim;
+  const ScheduleConfig& s = c.schedule;
+  const TrainConfig& t = c.train;
+
+  auto at_least = [&](const char* path, int64_t v, int64_t lo, const char* why = "") {
+    if (v < lo) p.add({path}, std::string(path) + "=" + std::to_string(v) + " must be >= " + std::to_string(lo) + why);
+  };
+  // NaN fails every comparison, so each test is written as !(ok).
+  auto real_check = [&](const char* path, auto v, bool ok, const char* rule) {
+    if (!ok || !std::isfinite(v)) p.add({path}, std::string(path) + "=" + format_float(v) + " " + rule);
+  };
+
+  // model
+  at_least("model.vocab", m.vocab, 1);
+  at_least("model.d_model", m.d_model, 1);
+  at_least("model.n_layer", m.n_layer, 1);
+  at_least("model.n_head", m.n_head, 1);
+  at_least("model.seq_len", m.seq_len, 1);
+  at_least("model.mlp_hidden", m.mlp_hidden, 0, " (0 means 4 * model.d_model)");
+  if (m.d_model >= 1 && m.n_head >= 1) {
+    if (m.d_model % m.n_head != 0) {
+      p.add({"model.d_model", "model.n_head"},
+            kv("model.d_model", m.d_model) + " is not divisible by " + kv("model.n_head", m.n_head) +
+                " (d_head = d_model / n_head must be a whole number)");
+    } else if (m.pos == PosEncoding::kRope && m.d_head() % 2 != 0) {
+      p.add({"model.pos", "model.d_model", "model.n_head"},
+            "model.pos=rope rotates pairs of dimensions and needs an even d_head, but d_head = " +
+                kv("model.d_model", m.d_model) + " / " + kv("model.n_head", m.n_head) + " = " +
+                std::to_string(m.d_head()) + " is odd");
+    }
+  }
+  if (m.pos == PosEncoding::kSinusoidal && m.d_model >= 1 && m.d_model % 2 != 0)
+    p.add({"model.pos", "model.d_model"},
+          "model.pos=sinusoidal pairs sin/cos over the width and needs an even model.d_model, got " +
+              kv("model.d_model", m.d_model));
+  if (m.mlp_hidden == 0 && m.d_model > INT_MAX / 4)
+    p.add({"model.d_model", "model.mlp_hidden"},
+          kv("model.d_model", m.d_model) + " is too large for the default model.mlp_hidden = 4 * d_model");
+  real_check("model.rope_base", m.rope_base, m.rope_base > 1.0f, "must be > 1");
+  real_check("model.norm_eps", m.norm_eps, m.norm_eps > 0.0f, "must be > 0");
+  real_check("model.init_std", m.init_std, m.init_std > 0.0f, "must be > 0");
+
+  // optim and schedule
+  real_check("optim.lr", o.lr, o.lr > 0.0f, "must be > 0");
+  real_check("optim.beta1", o.beta1, o.beta1 >= 0.0f && o.beta1 < 1.0f, "must be in [0, 1)");
+  real_check("optim.beta2", o.beta2, o.beta2 >= 0.0f && o.beta2 < 1.0f, "must be in [0, 1)");
+  real_check("optim.eps", o.eps, o.eps > 0.0f, "must be > 0");
+  real_check("optim.weight_decay", o.weight_decay, o.weight_decay >= 0.0f, "must be >= 0");
+  real_check("optim.grad_clip", o.grad_clip, o.grad_clip >= 0.0f, "must be >= 0 (0 disables clipping)");
+  at_least("schedule.warmup", s.warmup, 0);
+  real_check("schedule.min_lr_frac", s.min_lr_frac, s.min_lr_frac >= 0.0f && s.min_lr_frac <= 1.0f,
+             "must be in [0, 1]");
+
+  // data
+  real_check("data.val_fraction", d.val_fraction, d.val_fraction > 0.0 && d.val_fraction < 1.0,
+             "must be in (0, 1)");
+  const std::string source_kv = kv("data.source", d.source);
+  if (d.source == DataSource::kFile) {
+    if (d.path.empty()) p.add({"data.source", "data.path"}, "data.source=file needs data.path (the file to read)");
+    if (m.vocab < 256)
+      p.add({"data.source", "model.vocab"},
+            "data.source=file reads bytes (token = byte value 0..255), so model.vocab must be >= 256, got " +
+                kv("model.vocab", m.vocab));
+  } else if (!d.path.empty()) {
+    p.add({"data.path", "data.source"},
+          kv("data.path", d.path) + " is only read when data.source=file, but " + source_kv);
+  }
+  if (d.bos_id < -1) {
+    p.add({"data.bos_id"}, kv("data.bos_id", d.bos_id) + " must be -1 (meaning model.vocab - 1) or a token id >= 0");
+  } else if (d.bos && m.vocab >= 1) {
+    const int64_t id = d.bos_id == -1 ? int64_t{m.vocab} - 1 : d.bos_id;
+    const std::string id_text =
+        d.bos_id == -1 ? "the BOS id " + std::to_string(id) + " (data.bos_id=-1 means " + kv("model.vocab", m.vocab) + " - 1)"
+                       : "the BOS id " + kv("data.bos_id", d.bos_id);
+    if (id >= m.vocab) {
+      p.add({"data.bos_id", "model.vocab"},
+            "data.bos=true but " + id_text + " is outside the vocabulary [0, " + kv("model.vocab", m.vocab) + ")");
+    } else if (d.source == DataSource::kFile && id < 256) {
+      p.add({"data.bos", "data.bos_id", "model.vocab", "data.source"},
+            "data.bos=true with data.source=file: " + id_text +
+                " collides with a byte value (0..255); use model.vocab >= 257 so the BOS id is past the bytes, "
+                "or set data.bos_id >= 256");
+    }
+  }
+  at_least("data.bigram_branching", d.bigram_branching, 1);
+  at_least("data.n_triggers", d.n_triggers, 1);
+  at_least("data.copy_len", d.copy_len, 0, " (0 means model.seq_len / 2)");
+  if (d.source == DataSource::kBigramBackcopy) {
+    if (d.bigram_branching >= 1 && d.bigram_branching >= m.vocab)
+      p.add({"data.bigram_branching", "model.vocab"},
+            kv("data.bigram_branching", d.bigram_branching) + " must be < " + kv("model.vocab", m.vocab) +
+                " (successors per token are distinct tokens)");
+    if (d.n_triggers >= 1 && d.n_triggers >= m.vocab / 2)
+      p.add({"data.n_triggers", "model.vocab"},
+            kv("data.n_triggers", d.n_triggers) + " must be < model.vocab / 2 = " + std::to_string(m.vocab / 2) +
+                " (" + kv("model.vocab", m.vocab) + ")");
+  }
+  if (d.source == DataSource::kCopy && m.seq_len >= 1 && d.copy_len >= 0) {
+    if (d.copy_len >= m.seq_len) {
+      p.add({"data.copy_len", "model.seq_len"},
+            kv("data.copy_len", d.copy_len) + " must be < " + kv("model.seq_len", m.seq_len));
+    } else if (d.copy_len == 0 && m.seq_len / 2 < 1) {
+      p.add({"data.copy_len", "model.seq_len"},
+            "data.copy_len=0 means model.seq_len / 2, which is 0 for " + kv("model.seq_len", m.seq_len) +
+                "; the copy task needs model.seq_len >= 2");
+    }
+  }
+
+  // train
+  at_least("train.batch", t.batch, 1);
+  at_least("train.accum", t.accum, 1);
+  at_least("train.steps", t.steps, 1);
+  at_least("train.threads", t.threads, 0, " (0 means all cores)");
+  at_least("train.eval_every", t.eval_every, 0, " (0 disables evaluation)");
+  if (t.eval_every > 0 && t.eval_batches < 1)
+    p.add({"train.eval_batches", "train.eval_every"},
+          kv("train.eval_batches", t.eval_batches) + " must be >= 1 when " + kv("train.eval_every", t.eval_every) +
+              " (set train.eval_every=0 to disable evaluation)");
+  else
+    at_least("train.eval_batches", t.eval_batches, 0);
+  at_least("train.log_every", t.log_every, 1);
+  at_least("train.checkpoint_every", t.checkpoint_every, 0, " (0 means only at the end)");
+
+  p.throw_if_any();
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------------
+// Public API
+
+RunConfig parse_config(const std::string& yaml_text, const std::string& source_name,
+                       const std::vector<std::string>& overrides) {
+  RunConfig cfg;
+  Origins origins;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    fail(file_loc(source_name, e.mark), "", "YAML syntax error: " + e.msg);
+  }
+  if (docs.size() > 1)
+    fail(file_loc(source_name, docs[1].Mark()), "",
+         "the file holds " + std::to_string(docs.size()) + " YAML documents (separated by '---'); a config is one");
+  try {
+    if (docs.size() == 1) read_document(docs[0], source_name, &cfg, &origins);
+    for (const auto& ov : overrides) apply_override(ov, &cfg, &origins);
+  } catch (const YAML::Exception& e) {  // not expected: the reader checks node types before using them
+    fail(file_loc(source_name, e.mark), "", std::string("YAML error: ") + e.msg);
+  }
+  validate_impl(cfg, &origins, source_name);
+  return cfg;
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw ConfigError(path + ": cannot read the config file: no such file");
+  if (fs::is_directory(path, ec)) throw ConfigError(path + ": cannot read the config file: it is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read the config file: cannot open it (permissions?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError(path + ": cannot read the config file: read error");
+  return parse_config(text.str(), path, overrides);
+}
+
+void validate(const RunConfig& cfg) { validate_impl(cfg, nullptr, ""); }
+
+std::string dump_config(const RunConfig& cfg, const std::vector<std::string>& overrides) {
+  std::string out = "# attnlab resolved configuration: every key, defaults filled in (configs/README.md)\n";
+  std::string section;
+  for (const auto& f : fields()) {
+    if (f.section != section) {
+      section = f.section;
+      out += section + ":\n";
+    }
+    out += "  " + f.key + ": " + f.format(cfg) + "\n";
+  }
+  if (overrides.empty()) {
+    out += "# overrides: none\n";
+  } else {
+    out += "# overrides (applied in order after the file):\n";
+    for (const auto& ov : overrides) {
+      std::string line;
+      for (char ch : ov) line += ch == '\n' ? std::string("\\n") : ch == '\r' ? std::string("\\r") : std::string(1, ch);
+      out += "#   --set " + line + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,318 @@
+// data.cpp: the datasets behind make_dataset. Every row of every batch draws from its own Rng seeded by
+// hash(stream(seed, split), index, row), so batches are pure functions of their coordinates.
+#include "train/data.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include "model/check.h"
+#include "model/rng.h"
+
+namespace attnlab {
+namespace {
+
+// Stream tags: train and validation batches, and the fixed task structure, hash from distinct words.
+constexpr uint64_t kTrainTag = 0x7472'6169'6e00'0001ull;
+constexpr uint64_t kValTag = 0x7661'6c00'0000'0002ull;
+constexpr uint64_t kStructureTag = 0x7374'7275'6374'0003ull;
+
+uint64_t split_stream(uint64_t seed, Split split) {
+  return hash_u64(seed, split == Split::kTrain ? kTrainTag : kValTag);
+}
+
+Rng row_rng(uint64_t stream, uint64_t index, int row) { return Rng(hash_u64(stream, index, uint64_t(row))); }
+
+std::string format_bytes(double n) {
+  char buf[32];
+  if (n < 1e3) std::snprintf(buf, sizeof buf, "%.0f B", n);
+  else if (n < 1e6) std::snprintf(buf, sizeof buf, "%.1f KB", n / 1e3);
+  else if (n < 1e9) std::snprintf(buf, sizeof buf, "%.1f MB", n / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.1f GB", n / 1e9);
+  return buf;
+}
+
+// One row of a batch, addressed by content-token position. The row holds n = T + (bos ? 0 : 1) content
+// tokens c[0..n): with BOS, inputs = [BOS, c0 .. c(T-2)] and targets = c; without, inputs = c[0..T) and
+// targets = c[1..T]. Writing c[i] to both places keeps targets[t] == inputs[t+1] by construction.
+class RowView {
+ public:
+  RowView(int32_t* inputs, int32_t* targets, int T, bool bos, int32_t bos_id)
+      : in_(inputs), tg_(targets), T_(T), bos_(bos) {
+    if (bos_) in_[0] = bos_id;
+  }
+  int length() const { return bos_ ? T_ : T_ + 1; }
+  void put(int i, int32_t tok) {
+    if (bos_) {
+      tg_[i] = tok;
+      if (i + 1 < T_) in_[i + 1] = tok;
+    } else {
+      if (i < T_) in_[i] = tok;
+      if (i >= 1) tg_[i - 1] = tok;
+    }
+  }
+  int32_t get(int i) const { return bos_ ? tg_[i] : (i < T_ ? in_[i] : tg_[T_ - 1]); }
+
+ private:
+  int32_t* in_;
+  int32_t* tg_;
+  int T_;
+  bool bos_;
+};
+
+// Shared by the synthetic tasks: K content tokens, which are all ids except the BOS id when BOS is on.
+class SyntheticDataset : public Dataset {
+ public:
+  SyntheticDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
+      : T_(model.seq_len), vocab_(model.vocab), bos_(data.bos), seed_(seed) {
+    bos_id_ = data.bos_id < 0 ? model.vocab - 1 : data.bos_id;
+    K_ = model.vocab - (bos_ ? 1 : 0);
+  }
+
+  void fill(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets) const override {
+    ATTNLAB_CHECK(B >= 0 && inputs != nullptr && targets != nullptr, "Dataset::fill arguments");
+    const uint64_t stream = split_stream(seed_, split);
+    for (int b = 0; b < B; ++b) {
+      RowView row(inputs + int64_t(b) * T_, targets + int64_t(b) * T_, T_, bos_, bos_id_);
+      Rng rng = row_rng(stream, index, b);
+      fill_row(row, rng);
+    }
+  }
+
+ protected:
+  // Writes content indices in [0, K) as token ids, skipping the BOS id.
+  int32_t token(int k) const { return bos_ && k >= bos_id_ ? k + 1 : k; }
+  std::string bos_str() const { return bos_ ? "bos " + std::to_string(bos_id_) : "bos off"; }
+  virtual void fill_row(RowView& row, Rng& rng) const = 0;
+
+  int T_, vocab_;
+  bool bos_;
+  int32_t bos_id_;
+  int K_;
+  uint64_t seed_;
+};
+
+class UniformDataset : public SyntheticDataset {
+ public:
+  using SyntheticDataset::SyntheticDataset;
+  std::string describe() const override {
+    return "uniform: vocab " + std::to_string(vocab_) + ", " + std::to_string(K_) + " content tokens, " + bos_str();
+  }
+
+ protected:
+  void fill_row(RowView& row, Rng& rng) const override {
+    for (int i = 0; i < row.length(); ++i) row.put(i, token(int(rng.below(uint64_t(K_)))));
+  }
+};
+
+class CopyDataset : public SyntheticDataset {
+ public:
+  CopyDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
+      : SyntheticDataset(data, model, seed), len_(data.copy_len > 0 ? data.copy_len : std::max(1, model.seq_len / 2)) {}
+  std::string describe() const override {
+    return "copy: vocab " + std::to_string(vocab_) + ", segment " + std::to_string(len_) + ", " + bos_str();
+  }
+
+ protected:
+  void fill_row(RowView& row, Rng& rng) const override {
+    for (int i = 0; i < row.length(); ++i) {
+      row.put(i, i < len_ ? token(int(rng.below(uint64_t(K_)))) : row.get(i - len_));
+    }
+  }
+
+ private:
+  int len_;
+};
+
+// Guo et al. 2024: a sparse random bigram chain over the content tokens, plus trigger tokens after which
+// the next token copies the one before the trigger. Successor sets and triggers are fixed by data_seed.
+class BigramBackcopyDataset : public SyntheticDataset {
+ public:
+  BigramBackcopyDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
+      : SyntheticDataset(data, model, seed), branching_(data.bigram_branching) {
+    Rng rng(hash_u64(data.data_seed != 0 ? data.data_seed : seed, kStructureTag));
+    // Partial Fisher-Yates over a permutation that is never reset: each draw is still uniform over the
+    // elements not yet picked for this token, and the whole table costs O(K * branching).
+    std::vector<int32_t> perm(static_cast<size_t>(K_));
+    for (int k = 0; k < K_; ++k) perm[size_t(k)] = k;
+    is_trigger_.assign(size_t(K_), 0);
+    for (int j = 0; j < data.n_triggers; ++j) {
+      std::swap(perm[size_t(j)], perm[size_t(j) + rng.below(uint64_t(K_ - j))]);
+      is_trigger_[size_t(perm[size_t(j)])] = 1;
+      triggers_.push_back(perm[size_t(j)]);
+    }
+    std::sort(triggers_.begin(), triggers_.end());
+    successors_.resize(size_t(K_) * size_t(branching_));
+    for (int k = 0; k < K_; ++k) {
+      for (int j = 0; j < branching_; ++j) {
+        std::swap(perm[size_t(j)], perm[size_t(j) + rng.below(uint64_t(K_ - j))]);
+        successors_[size_t(k) * branching_ + j] = perm[size_t(j)];
+      }
+    }
+  }
+
+  std::string describe() const override {
+    std::string s = "bigram_backcopy: vocab " + std::to_string(vocab_) + ", branching " +
+                    std::to_string(branching_) + ", triggers [";
+    for (size_t i = 0; i < triggers_.size(); ++i) {
+      if (i) s += ", ";
+      s += std::to_string(token(triggers_[i]));
+    }
+    return s + "], " + bos_str();
+  }
+
+ protected:
+  void fill_row(RowView& row, Rng& rng) const override {
+    int before = -1;  // content index two steps back (-1 at the start of the row)
+    int prev = int(rng.below(uint64_t(K_)));
+    row.put(0, token(prev));
+    for (int i = 1; i < row.length(); ++i) {
+      int next;
+      if (is_trigger_[size_t(prev)] && before >= 0) {
+        next = before;  // the copy: only predictable by attending back two positions
+      } else {
+        next = successors_[size_t(prev) * branching_ + rng.below(uint64_t(branching_))];
+      }
+      row.put(i, token(next));
+      before = prev;
+      prev = next;
+    }
+  }
+
+ private:
+  int branching_;
+  std::vector<uint8_t> is_trigger_;    // [K]
+  std::vector<int32_t> triggers_;      // sorted content indices
+  std::vector<int32_t> successors_;    // [K, branching] content indices
+};
+
+class FileDataset : public Dataset {
+ public:
+  FileDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
+      : path_(data.path), T_(model.seq_len), bos_(data.bos), seed_(seed) {
+    bos_id_ = data.bos_id < 0 ? model.vocab - 1 : data.bos_id;
+    read_all();
+    const size_t window = size_t(T_) + (bos_ ? 0 : 1);
+    n_val_ = val_bytes(bytes_.size(), data.val_fraction);
+    n_train_ = bytes_.size() - n_val_;
+    if (n_train_ < window || n_val_ < window) {
+      throw DataError(path_ + ": " + std::to_string(bytes_.size()) + " bytes give " + std::to_string(n_train_) +
+                      " train and " + std::to_string(n_val_) + " validation bytes, but seq_len " +
+                      std::to_string(T_) + " needs windows of " + std::to_string(window) +
+                      " bytes in each split; with val_fraction " + fraction_str(data.val_fraction) + " " +
+                      needed_str(window, data.val_fraction));
+    }
+    for (size_t i = 0; i < bytes_.size(); ++i) {
+      if (int(bytes_[i]) >= model.vocab) {
+        throw DataError(path_ + ": byte " + std::to_string(bytes_[i]) + " at offset " + std::to_string(i) +
+                        " is not below vocab " + std::to_string(model.vocab));
+      }
+      if (bos_ && int(bytes_[i]) == bos_id_) {
+        throw DataError(path_ + ": byte " + std::to_string(bytes_[i]) + " at offset " + std::to_string(i) +
+                        " equals the BOS id " + std::to_string(bos_id_) +
+                        "; use a BOS id >= 256 (e.g. vocab 257 with bos_id -1)");
+      }
+    }
+  }
+
+  void fill(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets) const override {
+    ATTNLAB_CHECK(B >= 0 && inputs != nullptr && targets != nullptr, "Dataset::fill arguments");
+    const uint64_t stream = split_stream(seed_, split);
+    const size_t region_begin = split == Split::kTrain ? 0 : n_train_;
+    const size_t region_len = split == Split::kTrain ? n_train_ : n_val_;
+    for (int b = 0; b < B; ++b) {
+      RowView row(inputs + int64_t(b) * T_, targets + int64_t(b) * T_, T_, bos_, bos_id_);
+      Rng rng = row_rng(stream, index, b);
+      const size_t start = region_begin + size_t(rng.below(region_len - size_t(row.length()) + 1));
+      for (int i = 0; i < row.length(); ++i) row.put(i, bytes_[start + size_t(i)]);
+    }
+  }
+
+  std::string describe() const override {
+    std::string s = "file " + path_ + " (" + format_bytes(double(bytes_.size())) + "; train " +
+                    format_bytes(double(n_train_)) + ", val " + format_bytes(double(n_val_)) + ")";
+    return bos_ ? s + ", bos " + std::to_string(bos_id_) : s;
+  }
+
+ private:
+  static size_t val_bytes(size_t total, double fraction) {
+    const double v = std::floor(fraction * double(total));
+    return v <= 0 ? 0 : std::min(total, size_t(v));
+  }
+  static std::string fraction_str(double f) {
+    std::ostringstream os;
+    os << f;
+    return os.str();
+  }
+  // The smallest file size whose two splits both hold a window, or why there is none.
+  static std::string needed_str(size_t window, double f) {
+    if (!(f > 0.0) || !(f < 1.0)) return "one of the splits is always empty (val_fraction must be in (0, 1))";
+    const double est = std::max(double(window) / f, double(window) / (1.0 - f));
+    size_t s = size_t(std::max(0.0, est - 4.0));
+    for (int guard = 0; guard < 1000000; ++guard, ++s) {
+      const size_t v = val_bytes(s, f);
+      if (v >= window && s - v >= window) return "the file needs at least " + std::to_string(s) + " bytes";
+    }
+    return "the file needs about " + std::to_string(size_t(est)) + " bytes";
+  }
+
+  void read_all() {
+    FILE* f = std::fopen(path_.c_str(), "rb");
+    if (f == nullptr) throw DataError(path_ + ": cannot open data file: " + std::strerror(errno));
+    unsigned char buf[1 << 16];
+    size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) bytes_.insert(bytes_.end(), buf, buf + got);
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;
+    std::fclose(f);
+    if (failed) throw DataError(path_ + ": cannot read data file: " + std::strerror(err));
+  }
+
+  std::string path_;
+  int T_;
+  bool bos_;
+  int32_t bos_id_;
+  uint64_t seed_;
+  std::vector<uint8_t> bytes_;
+  size_t n_train_ = 0, n_val_ = 0;  // train = bytes_[0, n_train_), val = bytes_[n_train_, end)
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> make_dataset(const DataConfig& data, const ModelConfig& model, uint64_t seed) {
+  if (model.seq_len < 1) throw DataError("model.seq_len must be >= 1, got " + std::to_string(model.seq_len));
+  if (model.vocab < 2) throw DataError("model.vocab must be >= 2, got " + std::to_string(model.vocab));
+  if (data.bos && (data.bos_id < -1 || data.bos_id >= model.vocab)) {
+    throw DataError("data.bos_id " + std::to_string(data.bos_id) + " is outside [0, vocab " +
+                    std::to_string(model.vocab) + ") (or -1 for vocab - 1)");
+  }
+  const int K = model.vocab - (data.bos ? 1 : 0);
+  switch (data.source) {
+    case DataSource::kFile:
+      return std::make_unique<FileDataset>(data, model, seed);
+    case DataSource::kBigramBackcopy:
+      if (data.bigram_branching < 1 || data.bigram_branching > K) {
+        throw DataError("data.bigram_branching " + std::to_string(data.bigram_branching) + " must be in [1, " +
+                        std::to_string(K) + "] (the number of content tokens)");
+      }
+      if (data.n_triggers < 0 || data.n_triggers > K) {
+        throw DataError("data.n_triggers " + std::to_string(data.n_triggers) + " must be in [0, " +
+                        std::to_string(K) + "] (the number of content tokens)");
+      }
+      return std::make_unique<BigramBackcopyDataset>(data, model, seed);
+    case DataSource::kCopy:
+      if (data.copy_len < 0 || data.copy_len >= model.seq_len + (data.bos ? 0 : 1)) {
+        throw DataError("data.copy_len " + std::to_string(data.copy_len) + " leaves nothing to copy within seq_len " +
+                        std::to_string(model.seq_len) + " (0 means seq_len / 2)");
+      }
+      return std::make_unique<CopyDataset>(data, model, seed);
+    case DataSource::kUniform:
+      return std::make_unique<UniformDataset>(data, model, seed);
+  }
+  throw DataError("unknown data source");
+}
+
+}  // namespace attnlab
