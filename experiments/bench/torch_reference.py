@@ -353,7 +353,8 @@ def write_safetensors(path, tensors, metadata=None):
 def compute_grads(cfg, params, inputs, targets, dtype):
     """-> (loss float, dict name -> numpy grad) for the unfused model in dtype."""
     model = Model(cfg, fused=False, dtype=dtype)
-    unexpected = model.load_named(params)
+    unexpected = [n for n in model.load_named(params)
+                  if not (n.startswith(("grad.", "optim.")) or n in ("loss", "inputs", "targets"))]  # attnlab files
     if unexpected:
         print(f"warning: ignoring unexpected tensors in params file: {unexpected}", file=sys.stderr)
     model.zero_grad(set_to_none=True)
@@ -403,8 +404,12 @@ def cmd_grads(args):
 
 
 def cmd_compare(args):
-    a, _ = read_safetensors(args.a)
-    b, _ = read_safetensors(args.b)
+    # Only the results are compared: "loss" and "grad.*". attnlab's grads files also carry the
+    # parameters and the batch (so they can serve as --params/--batch), which are inputs, not results.
+    def results(t):
+        return {k: v for k, v in t.items() if k == "loss" or k.startswith("grad.")}
+    a = results(read_safetensors(args.a)[0])
+    b = results(read_safetensors(args.b)[0])
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     failed = bool(only_a or only_b)
     if only_a:
