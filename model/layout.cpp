@@ -85,7 +85,7 @@ Layout::Layout(const ModelConfig& cfg, int batch)
 
   // Activations: reserve every slice, allocate once, then hand out views.
   const int64_t Nd = int64_t(N) * d, probs = int64_t(B) * H * T * T;
-  struct BlockOff { int64_t x, norm1, rstd1, qkv, probs, att, attn_out, resid_mid, norm2, rstd2, pre, act, mlp_out, dx, dnorm1, dqkv; };
+  struct BlockOff { int64_t x, norm1, rstd1, qkv, probs, att, attn_out, resid_mid, norm2, rstd2, pre, act, mlp_out, dx, dnorm1, dqkv, dmid, dnorm2; };
   std::vector<BlockOff> off(L);
   for (int l = 0; l < L; ++l) {
     BlockOff& o = off[l];
@@ -105,13 +105,14 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     o.dx = acts_arena_.reserve(Nd);
     o.dnorm1 = acts_arena_.reserve(Nd);
     o.dqkv = acts_arena_.reserve(3 * Nd);
+    o.dmid = acts_arena_.reserve(Nd);
+    o.dnorm2 = acts_arena_.reserve(Nd);
   }
   const int64_t hx = acts_arena_.reserve(Nd), hnorm = acts_arena_.reserve(Nd), hrstd = acts_arena_.reserve(N),
                 hlogits = acts_arena_.reserve(int64_t(N) * V), hlse = acts_arena_.reserve(N),
                 hloss = acts_arena_.reserve(N), hpos = acts_arena_.reserve(int64_t(T) * d),
                 hdx = acts_arena_.reserve(Nd);
   const int64_t s_dprobs = acts_arena_.reserve(probs), s_datt = acts_arena_.reserve(Nd),
-                s_dmid = acts_arena_.reserve(Nd), s_dnorm2 = acts_arena_.reserve(Nd),
                 s_dpre = acts_arena_.reserve(int64_t(N) * in_rows), s_dact = acts_arena_.reserve(int64_t(N) * F),
                 s_dnormf = acts_arena_.reserve(Nd), s_dlogits = acts_arena_.reserve(int64_t(N) * V);
   acts_arena_.allocate();
@@ -139,6 +140,8 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     g.dx = MatView(A.at(o.dx), N, d);
     g.dnorm1 = MatView(A.at(o.dnorm1), N, d);
     g.dqkv = MatView(A.at(o.dqkv), N, 3 * d);
+    g.dresid_mid = MatView(A.at(o.dmid), N, d);
+    g.dnorm2 = MatView(A.at(o.dnorm2), N, d);
   }
   act_grads_[L].dx = MatView(A.at(hdx), N, d);  // ∂L/∂(final residual stream)
   head_acts_.x = MatView(A.at(hx), N, d);
@@ -150,8 +153,6 @@ Layout::Layout(const ModelConfig& cfg, int batch)
   head_acts_.pos = MatView(A.at(hpos), T, d);
   scratch_.dprobs = A.at(s_dprobs);
   scratch_.datt = MatView(A.at(s_datt), N, d);
-  scratch_.dresid_mid = MatView(A.at(s_dmid), N, d);
-  scratch_.dnorm2 = MatView(A.at(s_dnorm2), N, d);
   scratch_.dpre = MatView(A.at(s_dpre), N, in_rows);
   scratch_.dact = MatView(A.at(s_dact), N, F);
   scratch_.dnormf = MatView(A.at(s_dnormf), N, d);

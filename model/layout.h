@@ -53,18 +53,21 @@ struct BlockActs {
 };
 
 // Activation gradients of one block that stay addressable after backward (for instrumentation).
+// With h = x (block input), h½ = resid_mid, h' = block output (gradient-sinks.md §2.2 notation):
+// attention branch g1 = dresid_mid, g2 = dnorm1, g3 = dx − dresid_mid; MLP branch g1 = dx of the next
+// block, g2 = dnorm2, g3 = dresid_mid − dx(next).
 struct BlockGrads {
-  MatView dx;      // [N, d]  ∂L/∂x: the residual-stream gradient at the block input
-  MatView dnorm1;  // [N, d]  ∂L/∂RMSNorm(x): the post-norm attention input (gradient-sink site)
-  MatView dqkv;    // [N, 3d] ∂L/∂q, ∂L/∂k (pre-RoPE), ∂L/∂v
+  MatView dx;          // [N, d]  ∂L/∂x: the residual-stream gradient at the block input
+  MatView dnorm1;      // [N, d]  ∂L/∂RMSNorm(x): the post-norm attention input (gradient-sink site)
+  MatView dqkv;        // [N, 3d] ∂L/∂q, ∂L/∂k (pre-RoPE), ∂L/∂v
+  MatView dresid_mid;  // [N, d]  ∂L/∂(x + attn_out)
+  MatView dnorm2;      // [N, d]  ∂L/∂RMSNorm(resid_mid): the post-norm MLP input
 };
 
 // Scratch gradients shared by all layers (overwritten layer by layer during backward).
 struct ScratchGrads {
   float* dprobs;        // [B, H, T, T]
   MatView datt;         // [N, d]
-  MatView dresid_mid;   // [N, d]
-  MatView dnorm2;       // [N, d]
   MatView dpre;         // [N, 2F] or [N, F]
   MatView dact;         // [N, F]
   MatView dnormf;       // [N, d]
@@ -108,7 +111,7 @@ class Layout {
   const HeadParams& head() const { return head_params_; }
   const HeadParams& head_grad() const { return head_dparams_; }
   const BlockActs& acts(int l) const { return acts_[l]; }
-  const BlockGrads& act_grads(int l) const { return act_grads_[l]; }  // l in [0, n_layer]: dx only at n_layer
+  const BlockGrads& act_grads(int l) const { return act_grads_[l]; }  // l in [0, n_layer]; only dx at n_layer
   const HeadActs& head_acts() const { return head_acts_; }
   const ScratchGrads& scratch() const { return scratch_; }
   int64_t activation_floats() const { return acts_arena_.size(); }

@@ -152,7 +152,7 @@ void Transformer::block_backward(int l) {
   const MatView dout = y.act_grads(l + 1).dx;  // ∂L/∂(block output)
 
   // MLP branch: out = resid_mid + W_down·act(W_in·RMSNorm(resid_mid)).
-  copy_into(s.dresid_mid, dout);
+  copy_into(ag.dresid_mid, dout);
   zero(s.dact);
   linear_backward(down_plan_, s.dact, g.w_down, dout, a.act, p.w_down);
   zero(s.dpre);
@@ -161,19 +161,19 @@ void Transformer::block_backward(int l) {
   } else {
     gelu_backward(s.dpre, s.dact, a.pre);
   }
-  zero(s.dnorm2);
-  linear_backward(in_plan_, s.dnorm2, g.w_in, s.dpre, a.norm2, p.w_in);
-  rmsnorm_backward(s.dresid_mid, g.mlp_norm_g, s.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
+  zero(ag.dnorm2);
+  linear_backward(in_plan_, ag.dnorm2, g.w_in, s.dpre, a.norm2, p.w_in);
+  rmsnorm_backward(ag.dresid_mid, g.mlp_norm_g, ag.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
 
   // Attention branch: resid_mid = x + W_o·Attn(RoPE(W_qkv·RMSNorm(x))).
   zero(s.datt);
-  linear_backward(o_plan_, s.datt, g.w_o, s.dresid_mid, a.att, p.w_o);
+  linear_backward(o_plan_, s.datt, g.w_o, ag.dresid_mid, a.att, p.w_o);
   zero(ag.dqkv);
   attention_backward(attn_plan_, ag.dqkv, s.dprobs, s.datt, a.qkv, {a.probs});
   if (cfg_.pos == PosEncoding::kRope) rope_backward(ag.dqkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
   zero(ag.dnorm1);
   linear_backward(qkv_plan_, ag.dnorm1, g.w_qkv, ag.dqkv, a.norm1, p.w_qkv);
-  copy_into(ag.dx, s.dresid_mid);
+  copy_into(ag.dx, ag.dresid_mid);
   rmsnorm_backward(ag.dx, g.attn_norm_g, ag.dnorm1, a.x, p.attn_norm_g, {a.rstd1});
 }
 

@@ -45,6 +45,8 @@ class Transformer {
   int64_t n_params() const { return layout_.n_params(); }
   const std::vector<ParamInfo>& param_table() const { return layout_.param_table(); }
   int valid_targets() const { return n_valid_; }
+  const int32_t* last_inputs() const { return inputs_.data(); }   // the batch of the last forward
+  const int32_t* last_targets() const { return targets_.data(); }
   // Matmul FLOPs of one forward+backward per token: 6·N_matmul + 12·L·T·d (attention products).
   double flops_per_token() const;
 

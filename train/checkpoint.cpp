@@ -29,7 +29,7 @@ std::string model_signature(const ModelConfig& c) {
 }
 
 void save_checkpoint(const std::string& path, const Transformer& model, const AdamW& opt, int64_t step,
-                     const RunConfig& cfg) {
+                     const RunConfig& cfg, const std::vector<double>* monitor_state) {
   const auto& table = model.param_table();
   const float* p = model.layout().params();
   std::vector<TensorOut> out;
@@ -47,6 +47,12 @@ void save_checkpoint(const std::string& path, const Transformer& model, const Ad
   meta["model"] = model_signature(model.config());
   meta["config"] = dump_config(cfg);
   meta["commit"] = ATTNLAB_GIT_COMMIT;
+  if (monitor_state) {
+    std::ostringstream os;
+    os.precision(17);  // %.17g round-trips every double exactly
+    for (size_t i = 0; i < monitor_state->size(); ++i) os << (i ? " " : "") << (*monitor_state)[i];
+    meta["monitor_state"] = os.str();
+  }
   write_safetensors(path, out, meta);
 }
 
@@ -70,7 +76,7 @@ void load_tensor(const SafetensorsFile& f, const std::string& name, const ParamI
 
 }  // namespace
 
-int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt) {
+int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt, std::vector<double>* monitor_state) {
   SafetensorsFile f(path);
   const auto& meta = f.metadata();
   auto get = [&](const std::string& key) -> std::string {
@@ -109,6 +115,16 @@ int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt)
     for (const ParamInfo& info : table)
       if (name == info.name || name == "optim.m." + info.name || name == "optim.v." + info.name) known = true;
     if (!known) throw IoError(path + ": unexpected tensor '" + name + "' (not a parameter of this model)");
+  }
+  if (monitor_state) {
+    monitor_state->clear();
+    auto it = meta.find("monitor_state");
+    if (it != meta.end()) {
+      std::istringstream is(it->second);
+      double x;
+      while (is >> x) monitor_state->push_back(x);
+      if (!is.eof()) throw IoError(path + ": metadata 'monitor_state' is malformed");
+    }
   }
   return step;
 }

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/transformer.h"
 #include "train/adamw.h"
@@ -21,12 +22,15 @@ namespace attnlab {
 std::string model_signature(const ModelConfig& cfg);
 
 // Atomic (temp file + rename). Throws IoError.
+// `monitor_state` (optional): the instrumentation's rolling history (spike detectors), stored exactly as
+// metadata "monitor_state" so that resumed z-scores continue bitwise too.
 void save_checkpoint(const std::string& path, const Transformer& model, const AdamW& opt, int64_t step,
-                     const RunConfig& cfg);
+                     const RunConfig& cfg, const std::vector<double>* monitor_state = nullptr);
 
 // Loads parameters (and the optimizer moments when opt != nullptr) into place. Refuses, with an IoError
 // naming the file and the first mismatch, a checkpoint whose format, model signature, tensor names or
 // shapes differ from `model`, or that is missing optimizer state when opt is given. Returns the step.
-int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt);
+int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt,
+                        std::vector<double>* monitor_state = nullptr);
 
 }  // namespace attnlab

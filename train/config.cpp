@@ -178,6 +178,11 @@ struct EnumTable<ScheduleKind> {
       {ScheduleKind::kCosine, "cosine"}, {ScheduleKind::kConstant, "constant"}, {ScheduleKind::kLinear, "linear"}};
 };
 
+template <>
+struct EnumTable<OnIncident> {
+  static constexpr EnumName<OnIncident> kNames[] = {{OnIncident::kContinue, "continue"}, {OnIncident::kStop, "stop"}};
+};
+
 template <class E>
 std::vector<std::string> enum_names() {
   std::vector<std::string> out;
@@ -435,6 +440,7 @@ const std::vector<Field>& fields() {
   using O = OptimConfig;
   using S = ScheduleConfig;
   using T = TrainConfig;
+  using I = InstrumentConfig;
   static const std::vector<Field> kFields = {
       field(&R::model, "model", "vocab", &M::vocab),
       field(&R::model, "model", "d_model", &M::d_model),
@@ -476,6 +482,29 @@ const std::vector<Field>& fields() {
       field(&R::train, "train", "eval_batches", &T::eval_batches),
       field(&R::train, "train", "log_every", &T::log_every),
       field(&R::train, "train", "checkpoint_every", &T::checkpoint_every),
+      field(&R::instrument, "instrument", "enabled", &I::enabled),
+      field(&R::instrument, "instrument", "step_every", &I::step_every),
+      field(&R::instrument, "instrument", "probe_every", &I::probe_every),
+      field(&R::instrument, "instrument", "dense_until", &I::dense_until),
+      field(&R::instrument, "instrument", "dense_every", &I::dense_every),
+      field(&R::instrument, "instrument", "attention", &I::attention),
+      field(&R::instrument, "instrument", "residual", &I::residual),
+      field(&R::instrument, "instrument", "gradients", &I::gradients),
+      field(&R::instrument, "instrument", "weights", &I::weights),
+      field(&R::instrument, "instrument", "tensor_stats", &I::tensor_stats),
+      field(&R::instrument, "instrument", "probe_seed", &I::probe_seed),
+      field(&R::instrument, "instrument", "warn_entropy", &I::warn_entropy),
+      field(&R::instrument, "instrument", "warn_logit", &I::warn_logit),
+      field(&R::instrument, "instrument", "warn_spike_z", &I::warn_spike_z),
+      field(&R::instrument, "instrument", "warn_grad_norm", &I::warn_grad_norm),
+      field(&R::instrument, "instrument", "warn_grad_vanish", &I::warn_grad_vanish),
+      field(&R::instrument, "instrument", "warn_tok_cos", &I::warn_tok_cos),
+      field(&R::instrument, "instrument", "warn_sink", &I::warn_sink),
+      field(&R::instrument, "instrument", "warn_mass_ratio", &I::warn_mass_ratio),
+      field(&R::instrument, "instrument", "spike_window", &I::spike_window),
+      field(&R::instrument, "instrument", "spike_min_history", &I::spike_min_history),
+      field(&R::instrument, "instrument", "flight_recorder", &I::flight_recorder),
+      field(&R::instrument, "instrument", "on_spike", &I::on_spike),
   };
   return kFields;
 }
@@ -809,6 +838,28 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     at_least("train.eval_batches", t.eval_batches, 0);
   at_least("train.log_every", t.log_every, 1);
   at_least("train.checkpoint_every", t.checkpoint_every, 0, " (0 means only at the end)");
+
+  // instrument
+  const InstrumentConfig& in = c.instrument;
+  at_least("instrument.step_every", in.step_every, 1);
+  at_least("instrument.probe_every", in.probe_every, 0, " (0 disables probes)");
+  at_least("instrument.dense_until", in.dense_until, 0);
+  at_least("instrument.dense_every", in.dense_every, 1);
+  at_least("instrument.spike_window", in.spike_window, 2);
+  at_least("instrument.spike_min_history", in.spike_min_history, 2);
+  if (in.spike_min_history > in.spike_window)
+    p.add({"instrument.spike_min_history", "instrument.spike_window"},
+          kv("instrument.spike_min_history", in.spike_min_history) + " must be <= " +
+              kv("instrument.spike_window", in.spike_window));
+  for (const auto& [path, v] : {std::pair<const char*, double>{"instrument.warn_entropy", in.warn_entropy},
+                                {"instrument.warn_logit", in.warn_logit},
+                                {"instrument.warn_spike_z", in.warn_spike_z},
+                                {"instrument.warn_grad_norm", in.warn_grad_norm},
+                                {"instrument.warn_grad_vanish", in.warn_grad_vanish},
+                                {"instrument.warn_tok_cos", in.warn_tok_cos},
+                                {"instrument.warn_sink", in.warn_sink},
+                                {"instrument.warn_mass_ratio", in.warn_mass_ratio}})
+    real_check(path, v, v >= 0.0, "must be >= 0 (0 disables the warning)");
 
   p.throw_if_any();
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "instrument/instrument_config.h"
 #include "model/model_config.h"
 #include "train/adamw.h"
 #include "train/data.h"
@@ -20,6 +21,7 @@ struct RunConfig {
   OptimConfig optim;
   ScheduleConfig schedule;
   TrainConfig train;
+  InstrumentConfig instrument;
 };
 
 class ConfigError : public std::runtime_error {

@@ -12,12 +12,14 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "model/dnnl_context.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/data.h"
+#include "train/flight.h"
 #include "train/run_files.h"
 #include "train/trainer.h"
 
@@ -87,9 +89,23 @@ int run_train(const TrainCommand& cmd) {
   Trainer trainer(cfg, ctx, *data);
   RunFiles files(run_dir);
 
+  // Instrumentation: reads the model at fixed points of the step; never changes what it computes.
+  std::unique_ptr<Monitor> monitor;
+  SafetensorsFlightRecorder flight((fs::path(run_dir) / "flight").string());
+  if (cfg.instrument.enabled) {
+    monitor = std::make_unique<Monitor>(cfg.instrument, trainer.model(), files);
+    monitor->set_flight_recorder(&flight);
+    std::vector<int32_t> in(size_t(cfg.train.batch) * cfg.model.seq_len), tg(in.size());
+    trainer.probe_batch(in.data(), tg.data());
+    monitor->set_probe_batch(in.data(), tg.data());
+    trainer.set_monitor(monitor.get());
+  }
+
   int64_t start_step = 0;
   if (resuming) {
-    start_step = load_checkpoint(ckpt_path, trainer.model(), &trainer.optim());
+    std::vector<double> monitor_state;
+    start_step = load_checkpoint(ckpt_path, trainer.model(), &trainer.optim(), &monitor_state);
+    if (monitor) monitor->set_state(monitor_state);
     if (start_step > cfg.train.steps)
       throw IoError(ckpt_path + ": checkpoint is at step " + std::to_string(start_step) +
                     ", beyond train.steps=" + std::to_string(cfg.train.steps));
@@ -115,6 +131,7 @@ int run_train(const TrainCommand& cmd) {
   const auto t_start = std::chrono::steady_clock::now();
   auto t_last_print = t_start;
   double last_val = NAN, tok_s_ema = 0.0;
+  std::string last_warning;
   int exit_code = 0;
   const int64_t tokens = trainer.tokens_per_step();
   int64_t step = start_step;
@@ -129,31 +146,52 @@ int run_train(const TrainCommand& cmd) {
       std::ostringstream os;
       os << "non-finite " << (std::isfinite(s.loss) ? "gradient norm" : "loss") << " at step " << step
          << " (loss " << s.loss << ", grad norm " << s.grad_norm << "); update skipped, run stopped";
-      files.event(step, "nonfinite", os.str());
+      if (!monitor) files.event(step, "nonfinite", os.str());  // the monitor has logged it, with a flight record
       std::fprintf(stderr, "%sattnlab: %s\n", tty ? "\n" : "", os.str().c_str());
       exit_code = 1;
       break;
+    }
+    if (monitor) {
+      monitor->maybe_probe(step, trainer.model());
+      for (const Event& e : monitor->take_new_events()) {
+        last_warning = e.kind + (e.layer >= 0 ? " L" + std::to_string(e.layer) : "") +
+                       (e.head >= 0 ? "H" + std::to_string(e.head) : "");
+        if (!cmd.quiet) std::fprintf(stderr, "%sattnlab: step %lld: %s\n", tty ? "\n" : "", (long long)step, e.message.c_str());
+      }
     }
     if (cfg.train.eval_every > 0 && (step % cfg.train.eval_every == 0 || step == cfg.train.steps)) {
       last_val = trainer.evaluate();
       files.metric_eval(step, last_val);
     }
     const bool interrupted = g_signal.load() != 0;
+    const bool stop = monitor && monitor->stop_requested();
     if ((cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0) || step == cfg.train.steps ||
-        interrupted)
-      save_checkpoint(files.checkpoint_path(step), trainer.model(), trainer.optim(), step, cfg);
+        interrupted || stop) {
+      const std::vector<double> mstate = monitor ? monitor->state() : std::vector<double>();
+      save_checkpoint(files.checkpoint_path(step), trainer.model(), trainer.optim(), step, cfg,
+                      monitor ? &mstate : nullptr);
+    }
     const auto now = std::chrono::steady_clock::now();
     if (!cmd.quiet && (tty ? std::chrono::duration<double>(now - t_last_print).count() > 0.1
                            : std::chrono::duration<double>(now - t_last_print).count() > 5.0 ||
                                  step == cfg.train.steps)) {
       t_last_print = now;
       char line[256];
-      std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f | val %s | lr %.2e | %s tok/s | ETA %s",
+      std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f | val %s | lr %.2e | %s tok/s | ETA %s%s%s",
                     (long long)step, (long long)cfg.train.steps, s.loss,
                     std::isnan(last_val) ? "-" : std::to_string(last_val).substr(0, 6).c_str(), s.lr,
                     format_rate(tok_s_ema).c_str(),
-                    format_eta(double(cfg.train.steps - step) * tokens / tok_s_ema).c_str());
+                    format_eta(double(cfg.train.steps - step) * tokens / tok_s_ema).c_str(),
+                    last_warning.empty() ? "" : " | warn ", last_warning.c_str());
       std::fprintf(stderr, tty ? "\r%-100s" : "%s\n", line);
+    }
+    if (stop) {
+      const std::string msg = "stopped after a spike at step " + std::to_string(step) +
+                              " (instrument.on_spike: stop); flight record and checkpoint saved in " + run_dir;
+      files.event(step, "stopped", msg);
+      std::fprintf(stderr, "%sattnlab: %s\n", tty ? "\n" : "", msg.c_str());
+      exit_code = 1;
+      break;
     }
     if (interrupted) {
       const std::string msg = "interrupted by signal " + std::to_string(g_signal.load()) + " after step " +

@@ -90,6 +90,24 @@ void truncate_jsonl(const std::string& path, int64_t step) {
   write_text(path, kept);
 }
 
+// Keeps the header and the rows of metrics.csv whose step (first column) is <= step.
+void truncate_csv(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) {
+    write_text(path, "step,kind,layer,head,index,metric,value\n");
+    return;
+  }
+  std::string line, kept;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (!header && !line.empty() && std::stoll(line.substr(0, line.find(','))) > step) continue;
+    header = false;
+    kept += line + "\n";
+  }
+  in.close();
+  write_text(path, kept);
+}
+
 }  // namespace
 
 std::string latest_checkpoint(const std::string& run_dir) {
@@ -114,6 +132,7 @@ RunFiles::RunFiles(std::string dir) : dir_(std::move(dir)) {}
 RunFiles::~RunFiles() {
   if (metrics_) std::fclose(metrics_);
   if (events_) std::fclose(events_);
+  if (csv_) std::fclose(csv_);
 }
 
 void RunFiles::create() {
@@ -122,18 +141,21 @@ void RunFiles::create() {
   if (ec) throw IoError(dir_ + ": cannot create run directory: " + ec.message());
   write_text(dir_ + "/metrics.jsonl", "");
   write_text(dir_ + "/events.jsonl", "");
+  write_text(dir_ + "/metrics.csv", "step,kind,layer,head,index,metric,value\n");
   open_append();
 }
 
 void RunFiles::open_append() {
   metrics_ = std::fopen((dir_ + "/metrics.jsonl").c_str(), "a");
   events_ = std::fopen((dir_ + "/events.jsonl").c_str(), "a");
-  if (!metrics_ || !events_) throw IoError(dir_ + ": cannot open metrics/events for appending: " + std::strerror(errno));
+  csv_ = std::fopen((dir_ + "/metrics.csv").c_str(), "a");
+  if (!metrics_ || !events_ || !csv_) throw IoError(dir_ + ": cannot open metrics/events for appending: " + std::strerror(errno));
 }
 
 void RunFiles::truncate_after(int64_t step) {
   truncate_jsonl(dir_ + "/metrics.jsonl", step);
   truncate_jsonl(dir_ + "/events.jsonl", step);
+  truncate_csv(dir_ + "/metrics.csv", step);
   open_append();
 }
 
@@ -167,12 +189,32 @@ void RunFiles::metric_train(int64_t step, double loss, float lr, double grad_nor
                (long long)step, num(loss).c_str(), num(lr).c_str(), num(grad_norm).c_str(),
                clipped ? "true" : "false", tok_s, ms);
   std::fflush(metrics_);
+  std::fflush(csv_);
 }
 
 void RunFiles::metric_eval(int64_t step, double val_loss) {
   last_val_ = val_loss;
   std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",\"val_loss\":%s}\n", (long long)step, num(val_loss).c_str());
   std::fflush(metrics_);
+}
+
+void RunFiles::write(const MetricRecord& r) {
+  const char* kind = r.kind == MetricKind::kProbe ? "probe" : "step";
+  const std::string v = num(r.value);
+  std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"%s\",\"metric\":\"%s\",\"layer\":%d,\"head\":%d,\"index\":%d,\"value\":%s}\n",
+               (long long)r.step, kind, r.name, int(r.layer), int(r.head), int(r.index), v.c_str());
+  const char* nonfinite = std::isnan(r.value) ? "nan" : r.value > 0 ? "inf" : "-inf";  // unquoted in CSV
+  std::fprintf(csv_, "%lld,%s,%d,%d,%d,%s,%s\n", (long long)r.step, kind, int(r.layer), int(r.head), int(r.index),
+               r.name, std::isfinite(r.value) ? v.c_str() : nonfinite);
+}
+
+void RunFiles::write_event(const Event& e) {
+  std::fprintf(events_,
+               "{\"step\":%lld,\"kind\":\"%s\",\"layer\":%d,\"head\":%d,\"metric\":\"%s\",\"value\":%s,"
+               "\"threshold\":%s,\"message\":\"%s\"}\n",
+               (long long)e.step, json_escape(e.kind).c_str(), e.layer, e.head, json_escape(e.metric).c_str(),
+               num(e.value).c_str(), num(e.threshold).c_str(), json_escape(e.message).c_str());
+  std::fflush(events_);
 }
 
 void RunFiles::event(int64_t step, const std::string& kind, const std::string& message) {
@@ -203,6 +245,7 @@ void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wa
 void RunFiles::flush() {
   if (metrics_) std::fflush(metrics_);
   if (events_) std::fflush(events_);
+  if (csv_) std::fflush(csv_);
 }
 
 }  // namespace attnlab

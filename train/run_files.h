@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "instrument/sink.h"
 #include "train/config.h"
 
 namespace attnlab {
@@ -13,7 +14,7 @@ namespace attnlab {
 // Path of the checkpoint with the highest step in DIR/ckpt, or "" if there is none.
 std::string latest_checkpoint(const std::string& run_dir);
 
-class RunFiles {
+class RunFiles : public MetricSink {
  public:
   explicit RunFiles(std::string dir);
   ~RunFiles();
@@ -31,6 +32,9 @@ class RunFiles {
                     double ms);
   void metric_eval(int64_t step, double val_loss);
   void event(int64_t step, const std::string& kind, const std::string& message);
+  // MetricSink: instrumentation records go to metrics.jsonl and metrics.csv; events to events.jsonl.
+  void write(const MetricRecord& r) override;
+  void write_event(const Event& e) override;
   std::string checkpoint_path(int64_t step) const;
   void write_summary(const RunConfig& cfg, int64_t steps_done, double wall_s, double tok_s);
   void flush();
@@ -41,6 +45,7 @@ class RunFiles {
   std::string dir_;
   std::FILE* metrics_ = nullptr;
   std::FILE* events_ = nullptr;
+  std::FILE* csv_ = nullptr;
   static constexpr double NAN_SENTINEL = -1.0;  // "not recorded yet" (losses are never negative)
   double last_loss_ = NAN_SENTINEL, last_val_ = NAN_SENTINEL;
 };

@@ -49,13 +49,20 @@ StepStats Trainer::step() {
   s.grad_norm = global_grad_norm(model_.grads(), model_.n_params(), norm_scratch_.data());
   s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
   s.lr = lr_at(step_, cfg_.train.steps, cfg_.optim.lr, cfg_.schedule);
+  if (monitor_) monitor_->on_gradients(step_ + 1, model_, s.loss, s.grad_norm);
   if (s.finite) {
     s.clipped = clip_grads(model_.grads(), model_.n_params(), s.grad_norm, cfg_.optim.grad_clip);
     opt_.step(model_.params(), model_.grads(), s.lr, step_ + 1);
+    if (monitor_) monitor_->on_update(step_ + 1, model_);
   }
   ++step_;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s;
+}
+
+void Trainer::probe_batch(int32_t* inputs, int32_t* targets) const {
+  // A validation batch far from the evaluation batches (which use indices 0..eval_batches-1).
+  data_.fill(Split::kVal, (uint64_t(1) << 40) + cfg_.instrument.probe_seed, cfg_.train.batch, inputs, targets);
 }
 
 double Trainer::evaluate() {

@@ -1,9 +1,11 @@
-// trainer.h: one optimizer step = data → forward → backward (× accum) → grad norm → clip → AdamW.
+// trainer.h: one optimizer step = data → forward → backward (× accum) → grad norm → monitor → clip →
+// AdamW → monitor.
 // No math lives here; it only sequences the model, the optimizer and the data.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "instrument/monitor.h"
 #include "model/dnnl_context.h"
 #include "model/transformer.h"
 #include "train/adamw.h"
@@ -29,6 +31,11 @@ class Trainer {
   // Mean validation loss over train.eval_batches fixed batches (forward only; gradients untouched).
   double evaluate();
 
+  // Instrumentation hooks (nullptr = off). The monitor reads; it never changes what the step computes.
+  void set_monitor(Monitor* m) { monitor_ = m; }
+  // Fills the fixed probe batch (validation split, index instrument.probe_seed) into `inputs/targets`.
+  void probe_batch(int32_t* inputs, int32_t* targets) const;
+
   int64_t next_step() const { return step_; }
   void set_next_step(int64_t s) { step_ = s; }
   Transformer& model() { return model_; }
@@ -44,6 +51,7 @@ class Trainer {
   std::vector<int32_t> inputs_, targets_;
   std::vector<double> norm_scratch_;
   int64_t step_ = 0;
+  Monitor* monitor_ = nullptr;
 };
 
 // Decay groups from the parameter table: 2-D weights decay, vectors (gains) do not.

@@ -4,7 +4,9 @@
 
 #include <omp.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -114,7 +116,9 @@ TEST_CASE("causal softmax rows are normalised and exactly zero above the diagona
           "[model][attention]") {
   DnnlContext ctx;
   Case c(ctx, Shape{2, 19, 2, 4}, 12, 2.0f);
-  std::fill(c.probs.begin(), c.probs.end(), std::nanf(""));  // forward must overwrite every entry
+  // Forward must overwrite every entry of probs and out, never read them.
+  std::fill(c.probs.begin(), c.probs.end(), std::nanf(""));
+  std::fill(c.out.begin(), c.out.end(), std::nanf(""));
   c.forward();
   for (int b = 0; b < c.s.B; ++b)
     for (int h = 0; h < c.s.H; ++h)
@@ -207,7 +211,7 @@ TEST_CASE("the query gradient at position 0 is exactly zero", "[model][attention
         const float g = c.at(c.dqkv, b, t, e);
         if (t == 0) {
           INFO("b=" << b << " e=" << e);
-          REQUIRE(g == 0.0f);
+          REQUIRE(std::bit_cast<uint32_t>(g) == 0u);  // +0.0f exactly, not merely tiny
         } else {
           other += std::fabs(g);
         }

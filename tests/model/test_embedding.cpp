@@ -66,7 +66,8 @@ TEST_CASE("embedding backward sums the rows of repeated tokens", "[model][embedd
   embedding_backward(MatView(dwte.data(), V, C), ConstMatView(dx.data(), N, C), tokens.data());
   for (int c = 0; c < C; ++c) {
     INFO("c=" << c);
-    REQUIRE(dwte[2 * C + c] == Approx(0.5 + double(dx[0 * C + c]) + dx[2 * C + c] + dx[3 * C + c]).epsilon(1e-6));
+    REQUIRE(dwte[2 * C + c] ==
+            Approx(0.5 + double(dx[0 * C + c]) + dx[2 * C + c] + dx[3 * C + c]).epsilon(1e-6));
     REQUIRE(dwte[0 * C + c] == Approx(0.5 + double(dx[1 * C + c]) + dx[5 * C + c]).epsilon(1e-6));
     REQUIRE(dwte[4 * C + c] == Approx(0.5 + double(dx[4 * C + c])).epsilon(1e-6));
     REQUIRE(dwte[1 * C + c] == 0.5f);  // unused tokens untouched
@@ -119,12 +120,12 @@ TEST_CASE("sinusoidal table has the textbook values", "[model][embedding][sinuso
     REQUIRE(pe[c + 1] == 1.0f);  // cos(0)
   }
   // Frequencies for C = 8: 10000^(-2i/8) = 1, 0.1, 0.01, 0.001.
-  REQUIRE(pe[1 * C + 0] == Approx(0.8414709848).epsilon(1e-6));   // sin(1)
-  REQUIRE(pe[1 * C + 1] == Approx(0.5403023059).epsilon(1e-6));   // cos(1)
-  REQUIRE(pe[3 * C + 2] == Approx(0.2955202067).epsilon(1e-6));   // sin(0.3)
-  REQUIRE(pe[3 * C + 3] == Approx(0.9553364891).epsilon(1e-6));   // cos(0.3)
-  REQUIRE(pe[5 * C + 6] == Approx(0.0049999792).epsilon(1e-6));   // sin(0.005)
-  REQUIRE(pe[5 * C + 7] == Approx(0.9999875000).epsilon(1e-6));   // cos(0.005)
+  REQUIRE(pe[1 * C + 0] == Approx(0.8414709848).epsilon(1e-6));  // sin(1)
+  REQUIRE(pe[1 * C + 1] == Approx(0.5403023059).epsilon(1e-6));  // cos(1)
+  REQUIRE(pe[3 * C + 2] == Approx(0.2955202067).epsilon(1e-6));  // sin(0.3)
+  REQUIRE(pe[3 * C + 3] == Approx(0.9553364891).epsilon(1e-6));  // cos(0.3)
+  REQUIRE(pe[5 * C + 6] == Approx(0.0049999792).epsilon(1e-6));  // sin(0.005)
+  REQUIRE(pe[5 * C + 7] == Approx(0.9999875000).epsilon(1e-6));  // cos(0.005)
 }
 
 TEST_CASE("sinusoidal table is accurate at large positions", "[model][embedding][sinusoidal]") {
@@ -136,7 +137,8 @@ TEST_CASE("sinusoidal table is accurate at large positions", "[model][embedding]
   REQUIRE(pe[size_t(4093) * C + 1] == Approx(std::cos(4093.0)).margin(1e-6));
 }
 
-TEST_CASE("sinusoidal forward adds pe[n % T] and its backward is the identity", "[model][embedding][gradcheck]") {
+TEST_CASE("sinusoidal forward adds pe[n % T] and its backward is the identity",
+          "[model][embedding][gradcheck]") {
   const int T = 3, C = 8, N = 6;  // two sequences of three positions
   std::vector<float> pe(T * C);
   sinusoidal_table(MatView(pe.data(), T, C));

@@ -31,10 +31,12 @@ struct LossCase {
     row_loss.assign(size_t(N), 0.0f);
   }
   LossSaved saved() { return {lse.data(), row_loss.data()}; }
-  double forward() { return cross_entropy_forward(saved(), ConstMatView(logits.data(), N, V), targets.data()); }
+  double forward() {
+    return cross_entropy_forward(saved(), ConstMatView(logits.data(), N, V), targets.data());
+  }
   void backward(std::vector<float>& d, float scale) {
-    cross_entropy_backward(MatView(d.data(), N, V), ConstMatView(logits.data(), N, V), targets.data(), saved(),
-                           scale);
+    cross_entropy_backward(MatView(d.data(), N, V), ConstMatView(logits.data(), N, V), targets.data(),
+                           saved(), scale);
   }
 };
 
@@ -62,8 +64,8 @@ TEST_CASE("cross entropy of a hand-computed case", "[model][loss]") {
   REQUIRE(loss == Approx(std::log(4.0)).epsilon(1e-6));
   REQUIRE(lse == Approx(std::log(4.0)).epsilon(1e-6));
   std::vector<float> d(2, 0.0f);
-  cross_entropy_backward(MatView(d.data(), 1, 2), ConstMatView(logits.data(), 1, 2), targets.data(), {&lse, &row},
-                         1.0f);
+  cross_entropy_backward(MatView(d.data(), 1, 2), ConstMatView(logits.data(), 1, 2), targets.data(),
+                         {&lse, &row}, 1.0f);
   REQUIRE(d[0] == Approx(0.25 - 1.0).epsilon(1e-6));
   REQUIRE(d[1] == Approx(0.75).epsilon(1e-6));
 }
@@ -92,8 +94,8 @@ TEST_CASE("cross entropy backward matches finite differences", "[model][loss][gr
   std::vector<float> d(k.logits.size(), 0.0f);
   k.backward(d, 1.0f / float(count_valid_targets(k.targets.data(), k.N)));
   // The loss is a mean of float row losses: a larger step keeps their rounding out of the differences.
-  const auto r = gradcheck(k.logits.data(), int64_t(k.logits.size()), d.data(), [&] { return k.forward(); }, -1, 7,
-                           1e-2);
+  const auto r = gradcheck(
+      k.logits.data(), int64_t(k.logits.size()), d.data(), [&] { return k.forward(); }, -1, 7, 1e-2);
   INFO(r.describe("dlogits"));
   REQUIRE(r.rel_err < 1e-3);
 }
@@ -170,9 +172,9 @@ TEST_CASE("cross entropy gives identical bits for 1 and 2 threads", "[model][los
 
 TEST_CASE("cross entropy is stable for logits around 1e4", "[model][loss]") {
   LossCase k(6, 100, 7, 3.0f, 1e4f);
-  k.logits[5] = -1e4f;          // and a huge spread inside one row
+  k.logits[5] = -1e4f;  // and a huge spread inside one row
   k.logits[size_t(1) * 100 + 7] = 3e4f;
-  k.targets[1] = 7;             // the dominant logit: loss ≈ 0 for row 1
+  k.targets[1] = 7;  // the dominant logit: loss ≈ 0 for row 1
   const double loss = k.forward();
   REQUIRE(std::isfinite(loss));
   double total = 0.0;

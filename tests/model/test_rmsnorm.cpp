@@ -84,7 +84,7 @@ TEST_CASE("rmsnorm forward matches a double-precision reference", "[model][rmsno
 TEST_CASE("rmsnorm with constant g gives rows of mean square g^2", "[model][rmsnorm]") {
   const float gval = GENERATE(1.0f, 2.5f);
   RmsCase k(6, 64, 31);
-  for (int c = 0; c < k.C; ++c) k.x[c] *= 1e3f;    // row 0 large
+  for (int c = 0; c < k.C; ++c) k.x[c] *= 1e3f;        // row 0 large
   for (int c = 0; c < k.C; ++c) k.x[k.C + c] *= 0.1f;  // row 1 small, mean square still >> eps
   std::fill(k.g.begin(), k.g.end(), gval);
   k.forward();
