@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "model/exp_nonpos.h"
+
 namespace attnlab {
 
 namespace {
@@ -22,30 +24,6 @@ void set(int64_t dst[4], HeadStrides s) {
   dst[1] = s.h;
   dst[2] = s.row;
   dst[3] = s.col;
-}
-
-// exp(x) for the max-subtracted logits of softmax, written so the row loops below vectorize under
-// `omp simd` (glibc's expf only vectorizes with -ffast-math; std::floor and a float-compare select do
-// not vectorize either, hence nearbyint and clamps). Cody-Waite reduction x = n·ln2 + r, |r| ≤ ln2/2,
-// then Cephes' degree-6 polynomial: ≤ 1.02 ulp over all floats in [−87, 0]. exp(0) == 1 exactly, which
-// keeps P[0,0] == 1 and uniform rows exactly 1/(i+1). The argument is clamped to [−87, 0]: live logits
-// are ≤ 0 by construction, the upper clamp keeps masked lanes (raw scores above the row max) finite,
-// and below −87 the result stays exp(−87) ≈ 1.6e-38 (2^n must be a normal float), invisible next to a
-// row sum ≥ 1. Not fast_exp.h: it returns inf for those masked lanes (inf·0 = NaN), and with the extra
-// clamp that needs, GCC 12 stopped vectorizing the row loop (softmax 2x slower).
-inline float exp_nonpos(float x) {
-  const float xc = std::min(std::max(x, -87.0f), 0.0f);
-  const float n = std::nearbyint(xc * 1.44269504088896341f);
-  float r = std::fma(n, -0.693359375f, xc);  // ln2 split into an exact high part and a low correction
-  r = std::fma(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = std::fma(p, r, 1.3981999507e-3f);
-  p = std::fma(p, r, 8.3334519073e-3f);
-  p = std::fma(p, r, 4.1665795894e-2f);
-  p = std::fma(p, r, 1.6666665459e-1f);
-  p = std::fma(p, r, 5.0000001201e-1f);
-  p = std::fma(p * r, r, r) + 1.0f;
-  return p * std::bit_cast<float>((int32_t(n) + 127) << 23);  // · 2^n
 }
 
 // Row kernels of the causal softmax. Row i has n = i + 1 live entries. They are processed in whole
@@ -136,9 +114,19 @@ void check_out(const AttentionPlan& p, ConstMatView out, const char* what) {
   ATTNLAB_CHECK(out.rows == p.B * p.T && out.cols == d && out.dense(), what);
 }
 
+// The Gemm for a value operand: the fused plan for the v block of qkv (row stride 3d), the dense plan for
+// a separate [N, d] buffer (row stride d).
+Gemm& value_gemm(const AttentionPlan& p, ConstMatView v, Gemm& fused, Gemm& dense) {
+  const int d = p.H * p.d_head;
+  ATTNLAB_CHECK(v.rows == p.B * p.T && v.cols == d, "attention value operand shape");
+  if (v.stride == 3 * d) return fused;
+  ATTNLAB_CHECK(v.stride == d && dense.valid(), "attention: dense values need a plan made with dense_v");
+  return dense;
+}
+
 }  // namespace
 
-AttentionPlan make_attention_plan(DnnlContext& ctx, int B, int T, int H, int d_head) {
+AttentionPlan make_attention_plan(DnnlContext& ctx, int B, int T, int H, int d_head, bool dense_v) {
   ATTNLAB_CHECK(B > 0 && T > 0 && H > 0 && d_head > 0, "make_attention_plan shapes");
   AttentionPlan p;
   p.B = B;
@@ -176,6 +164,12 @@ AttentionPlan make_attention_plan(DnnlContext& ctx, int B, int T, int H, int d_h
   p.dv = Gemm(ctx, desc(T, d_head, T, probs_t, outh, head, 1.0f, true));          // += Pᵀ dY
   p.dq = Gemm(ctx, desc(T, d_head, T, probs, head, head, p.scale, true));         // += scale·dS K
   p.dk = Gemm(ctx, desc(T, d_head, T, probs_t, head, head, p.scale, true));       // += scale·dSᵀ Q
+  if (dense_v) {
+    const HeadStrides vd{T * d, d_head, d, 1}, vd_t{T * d, d_head, 1, d};  // dense [N, d] values
+    p.values_dense = Gemm(ctx, desc(T, d_head, T, probs, vd, outh, 1.0f, false));
+    p.dprobs_dense = Gemm(ctx, desc(T, T, d_head, outh, vd_t, probs, 1.0f, false));
+    p.dv_dense = Gemm(ctx, desc(T, d_head, T, probs_t, outh, vd, 1.0f, true));
+  }
   return p;
 }
 
@@ -199,10 +193,14 @@ void attention_softmax_forward(AttentionPlan& plan, AttentionSaved s) {
 
 void attention_values_forward(AttentionPlan& plan, MatView out, AttentionSaved s, ConstMatView qkv) {
   check_qkv(plan, qkv);
+  const int d = plan.H * plan.d_head;
+  attention_values_forward_v(plan, out, s, qkv.col_block(2 * d, d));
+}
+
+void attention_values_forward_v(AttentionPlan& plan, MatView out, AttentionSaved s, ConstMatView v) {
   check_out(plan, out, "attention_values_forward out shape");
   ATTNLAB_CHECK(s.probs != nullptr, "attention_values_forward probs");
-  const int d = plan.H * plan.d_head;
-  plan.values.run(s.probs, qkv.p + 2 * d, out.p);
+  value_gemm(plan, v, plan.values, plan.values_dense).run(s.probs, v.p, out.p);
 }
 
 void attention_forward(AttentionPlan& plan, MatView out, AttentionSaved s, ConstMatView qkv) {
@@ -215,21 +213,28 @@ void attention_backward(AttentionPlan& plan, MatView dqkv, float* dprobs, ConstM
                         ConstMatView qkv, AttentionSaved s) {
   check_qkv(plan, qkv);
   check_qkv(plan, dqkv);
+  ATTNLAB_CHECK(dqkv.p != qkv.p, "attention_backward: dqkv must not alias qkv");
+  const int d = plan.H * plan.d_head;
+  attention_values_backward(plan, dprobs, dqkv.col_block(2 * d, d), dout, qkv.col_block(2 * d, d), s);
+  attention_softmax_backward(plan, dprobs, s);
+  attention_scores_backward(plan, dqkv, dprobs, qkv);
+}
+
+void attention_values_backward(AttentionPlan& plan, float* dprobs, MatView dv, ConstMatView dout, ConstMatView v,
+                               AttentionSaved s) {
   check_out(plan, dout, "attention_backward dout shape");
   ATTNLAB_CHECK(s.probs != nullptr && dprobs != nullptr, "attention_backward buffers");
   ATTNLAB_CHECK(dprobs != s.probs, "attention_backward: dprobs must not alias the saved probs");
-  ATTNLAB_CHECK(dqkv.p != qkv.p, "attention_backward: dqkv must not alias qkv");
-  const int d = plan.H * plan.d_head, T = plan.T;
-  const float* q = qkv.p;
-  const float* k = qkv.p + d;
-  const float* v = qkv.p + 2 * d;
+  ATTNLAB_CHECK(dv.p != v.p, "attention_backward: dv must not alias v");
+  value_gemm(plan, v, plan.dprobs, plan.dprobs_dense).run(dout.p, v.p, dprobs);  // dP = dY Vᵀ (full T×T)
+  value_gemm(plan, dv, plan.dv, plan.dv_dense).run(s.probs, dout.p, dv.p);        // dV += Pᵀ dY
+}
 
-  plan.dprobs.run(dout.p, v, dprobs);               // dP = dY Vᵀ (full T×T, masked part ignored)
-  plan.dv.run(s.probs, dout.p, dqkv.p + 2 * d);     // dV += Pᵀ dY
-
-  // Softmax backward in place on dprobs: dS = P ⊙ (dP − Σ_j dP⊙P), over the causal part only;
-  // exact zeros above the diagonal, whatever dP holds there.
-  const int BH = plan.B * plan.H;
+void attention_softmax_backward(AttentionPlan& plan, float* dprobs, AttentionSaved s) {
+  ATTNLAB_CHECK(s.probs != nullptr && dprobs != nullptr && dprobs != s.probs, "attention_softmax_backward buffers");
+  // dS = P ⊙ (dP − Σ_j dP⊙P), over the causal part only; exact zeros above the diagonal, whatever dP
+  // holds there.
+  const int T = plan.T, BH = plan.B * plan.H;
   const float* probs = s.probs;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int bh = 0; bh < BH; ++bh)
@@ -237,9 +242,15 @@ void attention_backward(AttentionPlan& plan, MatView dqkv, float* dprobs, ConstM
       const int64_t off = (int64_t(bh) * T + i) * T;
       softmax_backward_row(dprobs + off, probs + off, i + 1, T);
     }
+}
 
-  plan.dq.run(dprobs, k, dqkv.p);      // dQ += scale · dS K
-  plan.dk.run(dprobs, q, dqkv.p + d);  // dK += scale · dSᵀ Q
+void attention_scores_backward(AttentionPlan& plan, MatView dqkv, const float* dscores, ConstMatView qkv) {
+  check_qkv(plan, qkv);
+  check_qkv(plan, dqkv);
+  ATTNLAB_CHECK(dqkv.p != qkv.p && dscores != nullptr, "attention_scores_backward buffers");
+  const int d = plan.H * plan.d_head;
+  plan.dq.run(dscores, qkv.p + d, dqkv.p);  // dQ += scale · dS K
+  plan.dk.run(dscores, qkv.p, dqkv.p + d);  // dK += scale · dSᵀ Q
 }
 
 }  // namespace attnlab

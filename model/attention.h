@@ -25,8 +25,12 @@ struct AttentionPlan {
   Gemm dv;             // dV += Pᵀ dY
   Gemm dq;             // dQ += scale · dS K
   Gemm dk;             // dK += scale · dSᵀ Q
+  // With dense_v (V-scale): the same products with V / dV in a separate dense [N, d] buffer.
+  Gemm values_dense, dprobs_dense, dv_dense;
 };
-AttentionPlan make_attention_plan(DnnlContext& ctx, int B, int T, int H, int d_head);
+// dense_v: also plan the products on a dense [N, d] value buffer (attention_values_forward_v and
+// attention_values_backward with a view of row stride d).
+AttentionPlan make_attention_plan(DnnlContext& ctx, int B, int T, int H, int d_head, bool dense_v = false);
 
 struct AttentionSaved {
   float* probs = nullptr;  // [B, H, T, T]
@@ -40,5 +44,17 @@ void attention_forward(AttentionPlan& plan, MatView out, AttentionSaved s, Const
 
 void attention_backward(AttentionPlan& plan, MatView dqkv, float* dprobs, ConstMatView dout,
                         ConstMatView qkv, AttentionSaved s);
+
+// The pieces, for variants that replace one of them (attention_forward / attention_backward are exactly
+// these calls in order). v and dv are [N, d] views of row stride 3d (the v block of qkv / dqkv) or d (a
+// dense buffer such as V-scale's v̂; needs a plan made with dense_v).
+void attention_values_forward_v(AttentionPlan& plan, MatView out, AttentionSaved s, ConstMatView v);
+// dP = dY Vᵀ (overwrites dprobs, full T×T);  dV += Pᵀ dY.
+void attention_values_backward(AttentionPlan& plan, float* dprobs, MatView dv, ConstMatView dout, ConstMatView v,
+                               AttentionSaved s);
+// In place on dprobs: dS = P ⊙ (dP − rowsum(dP ⊙ P)) over j ≤ i, exact zeros above the diagonal.
+void attention_softmax_backward(AttentionPlan& plan, float* dprobs, AttentionSaved s);
+// dQ += scale·dS K;  dK += scale·dSᵀ Q  (into dqkv's q and k blocks; its v block is not touched).
+void attention_scores_backward(AttentionPlan& plan, MatView dqkv, const float* dscores, ConstMatView qkv);
 
 }  // namespace attnlab

@@ -4,16 +4,31 @@ namespace attnlab {
 
 namespace {
 
-void add_param(std::vector<ParamInfo>& t, int64_t& total, std::string name, std::vector<int64_t> shape) {
+ParamInfo& add_param(std::vector<ParamInfo>& t, int64_t& total, std::string name, std::vector<int64_t> shape) {
   ParamInfo p;
   p.name = std::move(name);
   p.shape = std::move(shape);
   p.size = 1;
   for (int64_t s : p.shape) p.size *= s;
   p.matrix = p.shape.size() == 2;
+  p.init = p.matrix ? ParamInit::kNormal : ParamInit::kOnes;
   p.offset = total;
   total += p.size;  // no padding: fused tensors (w_q|w_k|w_v) must be exactly adjacent
   t.push_back(std::move(p));
+  return t.back();
+}
+
+// A tensor that exists only because a toggle is on. Never weight-decayed (these are scalars, biases and
+// buffers, not weight matrices).
+ParamInfo& add_toggle(std::vector<ParamInfo>& t, int64_t& total, std::string name, std::vector<int64_t> shape,
+                      ParamInit init, float value = 0.0f, bool trainable = true) {
+  ParamInfo& p = add_param(t, total, std::move(name), std::move(shape));
+  p.matrix = false;
+  p.init = init;
+  p.init_value = value;
+  p.trainable = trainable;
+  p.toggle = true;
+  return p;
 }
 
 }  // namespace
@@ -30,6 +45,18 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
     add_param(t, total, p + "attn.w_k", {d, d});
     add_param(t, total, p + "attn.w_v", {d, d});
     add_param(t, total, p + "attn.w_o", {d, d});
+    if (cfg.qk_norm) {
+      add_toggle(t, total, p + "attn.q_norm.g", {cfg.d_head()}, ParamInit::kOnes);
+      add_toggle(t, total, p + "attn.k_norm.g", {cfg.d_head()}, ParamInit::kOnes);
+    }
+    if (cfg.sink_logit) add_toggle(t, total, p + "attn.sink_logit", {cfg.n_head}, ParamInit::kConstant, 0.0f);
+    if (cfg.attn_bias_kv) {
+      add_toggle(t, total, p + "attn.k_bias", {cfg.n_head, cfg.d_head()}, ParamInit::kNormal);
+      add_toggle(t, total, p + "attn.v_bias", {cfg.n_head, cfg.d_head()}, ParamInit::kNormal);
+    }
+    if (cfg.v_scale != VScaleMode::kOff)
+      add_toggle(t, total, p + "attn.v_scale_theta", {cfg.n_head}, ParamInit::kConstant, cfg.v_scale_theta,
+                 /*trainable=*/cfg.v_scale == VScaleMode::kLearned);
     add_param(t, total, p + "mlp_norm.g", {d});
     if (cfg.mlp == MlpKind::kSwiGLU) add_param(t, total, p + "mlp.w_gate", {F, d});
     add_param(t, total, p + "mlp.w_up", {F, d});
@@ -60,8 +87,27 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     ATTNLAB_CHECK(false, "Layout: missing parameter");
     return 0;
   };
+  auto find_opt = [&](const std::string& name) -> int64_t {
+    for (const auto& p : params_table_)
+      if (p.name == name) return p.offset;
+    return -1;
+  };
   auto bind = [&](Arena& a, BlockParams& bp, int l) {
     const std::string p = "blocks." + std::to_string(l) + ".";
+    auto vec = [&](const std::string& name, int64_t n) {
+      const int64_t off = find_opt(p + name);
+      return off < 0 ? VecView{} : VecView{a.at(off), n};
+    };
+    bp.v_scale_theta = vec("attn.v_scale_theta", H);
+    bp.q_norm_g = vec("attn.q_norm.g", dh);
+    bp.k_norm_g = vec("attn.k_norm.g", dh);
+    bp.sink_logit = vec("attn.sink_logit", H);
+    auto mat = [&](const std::string& name, int rows, int cols) {
+      const int64_t off = find_opt(p + name);
+      return off < 0 ? MatView{} : MatView(a.at(off), rows, cols);
+    };
+    bp.k_bias = mat("attn.k_bias", H, dh);
+    bp.v_bias = mat("attn.v_bias", H, dh);
     bp.attn_norm_g = VecView{a.at(find(p + "attn_norm.g")), d};
     bp.w_qkv = MatView(a.at(find(p + "attn.w_q")), 3 * d, d);
     bp.w_o = MatView(a.at(find(p + "attn.w_o")), d, d);
@@ -85,7 +131,11 @@ Layout::Layout(const ModelConfig& cfg, int batch)
 
   // Activations: reserve every slice, allocate once, then hand out views.
   const int64_t Nd = int64_t(N) * d, probs = int64_t(B) * H * T * T;
-  struct BlockOff { int64_t x, norm1, rstd1, qkv, probs, att, attn_out, resid_mid, norm2, rstd2, pre, act, mlp_out, dx, dnorm1, dqkv, dmid, dnorm2; };
+  struct BlockOff { int64_t x, norm1, rstd1, qkv, probs, att, attn_out, resid_mid, norm2, rstd2, pre, act, mlp_out, dx, dnorm1, dqkv, dmid, dnorm2;
+                    int64_t vhat = -1, v_sqnorm = -1, qk_pre = -1, qk_rstd = -1, z0 = -1, p0 = -1; };
+  const int64_t BHT = int64_t(B) * H * T;
+  const bool vscale = cfg.v_scale != VScaleMode::kOff;
+  const bool vhat = cfg.v_scale == VScaleMode::kLearned || cfg.v_scale == VScaleMode::kFixed;
   std::vector<BlockOff> off(L);
   for (int l = 0; l < L; ++l) {
     BlockOff& o = off[l];
@@ -107,6 +157,16 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     o.dqkv = acts_arena_.reserve(3 * Nd);
     o.dmid = acts_arena_.reserve(Nd);
     o.dnorm2 = acts_arena_.reserve(Nd);
+    if (vhat) o.vhat = acts_arena_.reserve(Nd);
+    if (vscale) o.v_sqnorm = acts_arena_.reserve(int64_t(N) * H);
+    if (cfg.qk_norm) {
+      o.qk_pre = acts_arena_.reserve(2 * Nd);
+      o.qk_rstd = acts_arena_.reserve(2 * int64_t(N) * H);
+    }
+    if (cfg.extra_key()) {
+      o.z0 = acts_arena_.reserve(BHT);
+      o.p0 = acts_arena_.reserve(BHT);
+    }
   }
   const int64_t hx = acts_arena_.reserve(Nd), hnorm = acts_arena_.reserve(Nd), hrstd = acts_arena_.reserve(N),
                 hlogits = acts_arena_.reserve(int64_t(N) * V), hlse = acts_arena_.reserve(N),
@@ -115,6 +175,9 @@ Layout::Layout(const ModelConfig& cfg, int batch)
   const int64_t s_dprobs = acts_arena_.reserve(probs), s_datt = acts_arena_.reserve(Nd),
                 s_dpre = acts_arena_.reserve(int64_t(N) * in_rows), s_dact = acts_arena_.reserve(int64_t(N) * F),
                 s_dnormf = acts_arena_.reserve(Nd), s_dlogits = acts_arena_.reserve(int64_t(N) * V);
+  const int64_t s_dvhat = vscale ? acts_arena_.reserve(Nd) : -1;
+  const int64_t s_dqk = cfg.qk_norm ? acts_arena_.reserve(2 * Nd) : -1;
+  const int64_t s_dz0 = cfg.extra_key() ? acts_arena_.reserve(BHT) : -1;
   acts_arena_.allocate();
 
   Arena& A = acts_arena_;
@@ -136,6 +199,15 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     a.pre = MatView(A.at(o.pre), N, in_rows);
     a.act = MatView(A.at(o.act), N, F);
     a.mlp_out = MatView(A.at(o.mlp_out), N, d);
+    if (o.vhat >= 0) a.vhat = MatView(A.at(o.vhat), N, d);
+    if (o.v_sqnorm >= 0) a.v_sqnorm = A.at(o.v_sqnorm);
+    if (o.qk_pre >= 0) {
+      a.qk_pre = MatView(A.at(o.qk_pre), N, 2 * d);
+      a.q_rstd = A.at(o.qk_rstd);
+      a.k_rstd = a.q_rstd + int64_t(N) * H;
+    }
+    if (o.z0 >= 0) a.z0 = A.at(o.z0);
+    if (o.p0 >= 0) a.p0 = A.at(o.p0);
     BlockGrads& g = act_grads_[l];
     g.dx = MatView(A.at(o.dx), N, d);
     g.dnorm1 = MatView(A.at(o.dnorm1), N, d);
@@ -157,6 +229,9 @@ Layout::Layout(const ModelConfig& cfg, int batch)
   scratch_.dact = MatView(A.at(s_dact), N, F);
   scratch_.dnormf = MatView(A.at(s_dnormf), N, d);
   scratch_.dlogits = MatView(A.at(s_dlogits), N, V);
+  if (s_dvhat >= 0) scratch_.dvhat = MatView(A.at(s_dvhat), N, d);
+  if (s_dqk >= 0) scratch_.dqk = MatView(A.at(s_dqk), N, 2 * d);
+  if (s_dz0 >= 0) scratch_.dz0 = A.at(s_dz0);
 }
 
 }  // namespace attnlab

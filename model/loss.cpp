@@ -77,4 +77,32 @@ void cross_entropy_backward(MatView dlogits, ConstMatView logits, const int32_t*
   }
 }
 
+double z_loss_forward(LossSaved s, const int32_t* targets, int n, float coeff) {
+  ATTNLAB_CHECK(s.lse != nullptr && (targets != nullptr || n == 0), "z_loss_forward: inputs missing");
+  double total = 0.0;  // row order, in double: independent of the thread count
+  int valid = 0;
+  for (int i = 0; i < n; ++i) {
+    if (targets[i] < 0) continue;
+    total += double(s.lse[i]) * double(s.lse[i]);
+    ++valid;
+  }
+  return valid > 0 ? double(coeff) * total / valid : 0.0;
+}
+
+void z_loss_backward(MatView dlogits, ConstMatView logits, const int32_t* targets, LossSaved s, float scale) {
+  ATTNLAB_CHECK(same_shape(dlogits, logits) && s.lse != nullptr, "z_loss_backward: shapes");
+  ATTNLAB_CHECK(targets != nullptr || logits.rows == 0, "z_loss_backward: targets missing");
+  const int N = logits.rows, V = logits.cols;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) {
+    if (targets[n] < 0) continue;
+    const float* l = logits.row(n);
+    float* dl = dlogits.row(n);
+    const float lse = s.lse[n];
+    const float c = scale * 2.0f * lse;
+#pragma omp simd
+    for (int v = 0; v < V; ++v) dl[v] += c * fast_exp(l[v] - lse);
+  }
+}
+
 }  // namespace attnlab

@@ -23,4 +23,11 @@ void cross_entropy_backward(MatView dlogits, ConstMatView logits, const int32_t*
 // Number of rows with target >= 0.
 int count_valid_targets(const int32_t* targets, int n);
 
+// z-loss (Chowdhery et al. 2022 "PaLM" §5; Wortsman et al. 2023 §3.1.2): coeff · mean over rows with
+// target >= 0 of lse², lse = log Σ_v exp(logits) as saved by cross_entropy_forward (0 if no valid row).
+double z_loss_forward(LossSaved s, const int32_t* targets, int n, float coeff);
+// dlogits[n] += scale · 2·lse[n]·softmax(logits[n]) for rows with target >= 0. For the mean of a forward
+// call, scale = coeff / (number of valid rows).
+void z_loss_backward(MatView dlogits, ConstMatView logits, const int32_t* targets, LossSaved s, float scale);
+
 }  // namespace attnlab

@@ -1,12 +1,16 @@
 #include "model/transformer.h"
 
+#include <cmath>
 #include <cstring>
 
+#include "model/attention_variants.h"
 #include "model/embedding.h"
 #include "model/loss.h"
 #include "model/mlp.h"
+#include "model/qk_norm.h"
 #include "model/rmsnorm.h"
 #include "model/rng.h"
+#include "model/vscale.h"
 
 namespace attnlab {
 
@@ -46,7 +50,7 @@ Transformer::Transformer(const ModelConfig& cfg, int batch, DnnlContext& ctx)
   in_plan_ = make_linear_plan(ctx, y.N, y.d, in_cols, y.d, in_cols);
   down_plan_ = make_linear_plan(ctx, y.N, y.F, y.d, y.F, y.d);
   head_plan_ = make_linear_plan(ctx, y.N, y.d, y.V, y.d, y.V);
-  attn_plan_ = make_attention_plan(ctx, y.B, y.T, y.H, y.dh);
+  attn_plan_ = make_attention_plan(ctx, y.B, y.T, y.H, y.dh, /*dense_v=*/cfg.v_scale != VScaleMode::kOff);
   if (cfg.pos == PosEncoding::kRope) rope_ = make_rope_table(y.T, y.dh, cfg.rope_base);
   if (cfg.pos == PosEncoding::kSinusoidal) sinusoidal_table(y.head_acts().pos);
   inputs_.assign(size_t(y.N), 0);
@@ -58,12 +62,31 @@ void Transformer::init_params(uint64_t seed) {
   float* p = layout_.params();
   for (const ParamInfo& info : layout_.param_table()) {
     float* w = p + info.offset;
-    if (info.matrix) {
-      for (int64_t i = 0; i < info.size; ++i) w[i] = cfg_.init_std * float(rng.normal());
-    } else {
-      for (int64_t i = 0; i < info.size; ++i) w[i] = 1.0f;
+    switch (info.init) {
+      case ParamInit::kNormal: {
+        // Toggle tensors draw from a stream of their own (keyed by name), so the core weights do not
+        // depend on which toggles are on: arms of an ablation start from the same core weights.
+        uint64_t name_hash = 1469598103934665603ull;
+        for (unsigned char c : info.name) name_hash = (name_hash ^ c) * 1099511628211ull;
+        Rng own(hash_u64(seed, 0x746f67676c65 /* "toggle" */, name_hash));
+        Rng& r = info.toggle ? own : rng;
+        for (int64_t i = 0; i < info.size; ++i) w[i] = cfg_.init_std * float(r.normal());
+        break;
+      }
+      case ParamInit::kOnes:
+        for (int64_t i = 0; i < info.size; ++i) w[i] = 1.0f;
+        break;
+      case ParamInit::kConstant:
+        for (int64_t i = 0; i < info.size; ++i) w[i] = info.init_value;
+        break;
     }
   }
+}
+
+float Transformer::v_scale_c(int layer, int head) const {
+  ATTNLAB_CHECK(cfg_.v_scale != VScaleMode::kOff && layer >= 0 && layer < cfg_.n_layer && head >= 0 &&
+                    head < cfg_.n_head, "v_scale_c: V-scale off or index out of range");
+  return float(double(cfg_.v_scale_c0()) * std::exp(double(layout_.block(layer).v_scale_theta[head])));
 }
 
 void Transformer::zero_grad() { std::memset(layout_.grads(), 0, sizeof(float) * size_t(layout_.n_params())); }
@@ -91,7 +114,10 @@ double Transformer::forward(const int32_t* inputs, const int32_t* targets) {
   linear_forward(head_plan_, ha.logits, ha.normf, hp.lm_head);
   tap(Tap::kLogits, -1, Pass::kForward, ha.logits);
   n_valid_ = count_valid_targets(targets_.data(), y.N);
-  return cross_entropy_forward({ha.lse, ha.row_loss}, ha.logits, targets_.data());
+  last_ce_ = cross_entropy_forward({ha.lse, ha.row_loss}, ha.logits, targets_.data());
+  if (cfg_.z_loss == 0.0f) return last_ce_;
+  last_z_ = z_loss_forward({ha.lse, ha.row_loss}, targets_.data(), y.N, cfg_.z_loss);
+  return last_ce_ + last_z_;
 }
 
 void Transformer::block_forward(int l) {
@@ -102,11 +128,14 @@ void Transformer::block_forward(int l) {
 
   rmsnorm_forward(a.norm1, {a.rstd1}, a.x, p.attn_norm_g, cfg_.norm_eps);
   linear_forward(qkv_plan_, a.qkv, a.norm1, p.w_qkv);
+  if (cfg_.qk_norm) {  // before RoPE: the norm sees the projection's output
+    copy_into(a.qk_pre, a.qkv.col_block(0, 2 * y.d));
+    head_rmsnorm_forward(a.qkv.col_block(0, y.d), {a.q_rstd}, a.qk_pre.col_block(0, y.d), p.q_norm_g, cfg_.norm_eps);
+    head_rmsnorm_forward(a.qkv.col_block(y.d, y.d), {a.k_rstd}, a.qk_pre.col_block(y.d, y.d), p.k_norm_g,
+                         cfg_.norm_eps);
+  }
   if (cfg_.pos == PosEncoding::kRope) rope_forward(a.qkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
-  attention_scores_forward(attn_plan_, {a.probs}, a.qkv);
-  tap(Tap::kAttnScores, l, Pass::kForward, ConstMatView(a.probs, y.B * y.H * y.T, y.T));
-  attention_softmax_forward(attn_plan_, {a.probs});
-  attention_values_forward(attn_plan_, a.att, {a.probs}, a.qkv);
+  attention_core_forward(l);
   linear_forward(o_plan_, a.attn_out, a.att, p.w_o);
   add_forward(a.resid_mid, a.x, a.attn_out);
 
@@ -121,6 +150,98 @@ void Transformer::block_forward(int l) {
   add_forward(out, a.resid_mid, a.mlp_out);
 }
 
+void Transformer::set_step(int64_t step) { step_ = step; }
+
+float Transformer::temperature_factor() const {
+  if (cfg_.attn_temperature == 1.0f) return 1.0f;
+  const bool in_window = step_ >= cfg_.attn_temperature_start &&
+                         (cfg_.attn_temperature_end == 0 || step_ < cfg_.attn_temperature_end);
+  return in_window ? 1.0f / cfg_.attn_temperature : 1.0f;
+}
+
+// scores → probabilities → values, with the attention toggles (model/attention_variants.h, vscale.h).
+void Transformer::attention_core_forward(int l) {
+  Layout& y = layout_;
+  const BlockParams& p = y.block(l);
+  const BlockActs& a = y.acts(l);
+  attention_scores_forward(attn_plan_, {a.probs}, a.qkv);
+  inv_tau_ = temperature_factor();  // kept so backward uses the factor of this forward
+  if (inv_tau_ != 1.0f) attention_scale_scores(attn_plan_, a.probs, inv_tau_);
+  tap(Tap::kAttnScores, l, Pass::kForward, ConstMatView(a.probs, y.B * y.H * y.T, y.T));
+  if (cfg_.sigmoid_attn) {
+    attention_sigmoid_forward(attn_plan_, {a.probs}, cfg_.sigmoid_attn_bias);
+  } else if (cfg_.extra_key()) {
+    if (cfg_.attn_bias_kv) {
+      attention_kv_bias_logits(attn_plan_, a.z0, a.qkv, p.k_bias, attn_plan_.scale * inv_tau_);
+    } else {
+      attention_sink_logits(attn_plan_, a.z0, p.sink_logit);  // empty view (softmax+1): logit 0
+    }
+    attention_softmax_extra_forward(attn_plan_, {a.probs}, {a.p0}, a.z0);
+  } else {
+    attention_softmax_forward(attn_plan_, {a.probs});
+  }
+  const ConstMatView v = a.qkv.col_block(2 * y.d, y.d);
+  switch (cfg_.v_scale) {
+    case VScaleMode::kOff:
+      attention_values_forward(attn_plan_, a.att, {a.probs}, a.qkv);
+      break;
+    case VScaleMode::kLearned:
+    case VScaleMode::kFixed:
+      vscale_forward(a.vhat, {a.v_sqnorm}, v, p.v_scale_theta, cfg_.v_scale_c0());
+      attention_values_forward_v(attn_plan_, a.att, {a.probs}, a.vhat);
+      break;
+    case VScaleMode::kBackwardOnly:  // forward identity: the values are v itself
+      vscale_sqnorm_forward({a.v_sqnorm}, v, y.H);
+      attention_values_forward(attn_plan_, a.att, {a.probs}, a.qkv);
+      break;
+  }
+  if (cfg_.attn_bias_kv) attention_kv_bias_values_forward(attn_plan_, a.att, {a.p0}, p.v_bias);
+}
+
+void Transformer::attention_core_backward(int l) {
+  Layout& y = layout_;
+  const BlockParams& p = y.block(l);
+  const BlockParams& g = y.block_grad(l);
+  const BlockActs& a = y.acts(l);
+  const BlockGrads& ag = y.act_grads(l);
+  const ScratchGrads& s = y.scratch();
+  if (!cfg_.attention_variant()) {
+    attention_backward(attn_plan_, ag.dqkv, s.dprobs, s.datt, a.qkv, {a.probs});
+    return;
+  }
+  // Values: the attention core saw v̂ (V-scale learned/fixed) or v; with V-scale ∂L/∂v̂ goes to a scratch
+  // buffer that V-scale's Jacobian maps to ∂L/∂v at the end.
+  const ConstMatView v = a.qkv.col_block(2 * y.d, y.d);
+  const bool vhat = cfg_.v_scale == VScaleMode::kLearned || cfg_.v_scale == VScaleMode::kFixed;
+  MatView dv = ag.dqkv.col_block(2 * y.d, y.d);
+  if (cfg_.v_scale != VScaleMode::kOff) {
+    zero(s.dvhat);
+    dv = s.dvhat;
+  }
+  attention_values_backward(attn_plan_, s.dprobs, dv, s.datt, vhat ? ConstMatView(a.vhat) : v, {a.probs});
+  if (cfg_.attn_bias_kv) {
+    attention_kv_bias_values_backward(attn_plan_, s.dz0, g.v_bias, s.datt, p.v_bias, {a.p0});
+  } else if (cfg_.extra_key()) {
+    std::memset(s.dz0, 0, sizeof(float) * size_t(y.B) * size_t(y.H) * size_t(y.T));  // its value is 0
+  }
+  if (cfg_.sigmoid_attn) {
+    attention_sigmoid_backward(attn_plan_, s.dprobs, {a.probs});
+  } else if (cfg_.extra_key()) {
+    attention_softmax_extra_backward(attn_plan_, s.dprobs, s.dz0, {a.probs}, {a.p0});
+  } else {
+    attention_softmax_backward(attn_plan_, s.dprobs, {a.probs});
+  }
+  if (inv_tau_ != 1.0f) attention_scale_scores(attn_plan_, s.dprobs, inv_tau_);
+  attention_scores_backward(attn_plan_, ag.dqkv, s.dprobs, a.qkv);
+  if (cfg_.attn_bias_kv)
+    attention_kv_bias_logits_backward(attn_plan_, ag.dqkv, g.k_bias, s.dz0, a.qkv, p.k_bias,
+                                      attn_plan_.scale * inv_tau_);
+  if (cfg_.sink_logit) attention_sink_logits_backward(attn_plan_, g.sink_logit, s.dz0);
+  if (cfg_.v_scale != VScaleMode::kOff)
+    vscale_backward(ag.dqkv.col_block(2 * y.d, y.d), cfg_.v_scale == VScaleMode::kLearned ? g.v_scale_theta : VecView{},
+                    s.dvhat, v, p.v_scale_theta, cfg_.v_scale_c0(), {a.v_sqnorm});
+}
+
 void Transformer::backward(float loss_scale) {
   Layout& y = layout_;
   const HeadParams& hp = y.head();
@@ -133,6 +254,9 @@ void Transformer::backward(float loss_scale) {
   if (n_valid_ > 0)
     cross_entropy_backward(s.dlogits, ha.logits, targets_.data(), {ha.lse, ha.row_loss},
                            loss_scale / float(n_valid_));
+  if (n_valid_ > 0 && cfg_.z_loss != 0.0f)
+    z_loss_backward(s.dlogits, ha.logits, targets_.data(), {ha.lse, ha.row_loss},
+                    loss_scale * cfg_.z_loss / float(n_valid_));
   zero(s.dnormf);
   linear_backward(head_plan_, s.dnormf, hg.lm_head, s.dlogits, ha.normf, hp.lm_head);
   zero(dxL);
@@ -169,8 +293,16 @@ void Transformer::block_backward(int l) {
   zero(s.datt);
   linear_backward(o_plan_, s.datt, g.w_o, ag.dresid_mid, a.att, p.w_o);
   zero(ag.dqkv);
-  attention_backward(attn_plan_, ag.dqkv, s.dprobs, s.datt, a.qkv, {a.probs});
+  attention_core_backward(l);
   if (cfg_.pos == PosEncoding::kRope) rope_backward(ag.dqkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
+  if (cfg_.qk_norm) {  // ∂L/∂(normed q, k) → ∂L/∂(W_qkv's q, k output)
+    zero(s.dqk);
+    head_rmsnorm_backward(s.dqk.col_block(0, y.d), g.q_norm_g, ag.dqkv.col_block(0, y.d),
+                          a.qk_pre.col_block(0, y.d), p.q_norm_g, {a.q_rstd});
+    head_rmsnorm_backward(s.dqk.col_block(y.d, y.d), g.k_norm_g, ag.dqkv.col_block(y.d, y.d),
+                          a.qk_pre.col_block(y.d, y.d), p.k_norm_g, {a.k_rstd});
+    copy_into(ag.dqkv.col_block(0, 2 * y.d), s.dqk);
+  }
   zero(ag.dnorm1);
   linear_backward(qkv_plan_, ag.dnorm1, g.w_qkv, ag.dqkv, a.norm1, p.w_qkv);
   copy_into(ag.dx, ag.dresid_mid);

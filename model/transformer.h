@@ -29,9 +29,12 @@ class Transformer {
   // generator seeded with `seed`; bitwise reproducible.
   void init_params(uint64_t seed);
 
-  // inputs and targets are [B, T] row-major. Returns the mean loss over targets >= 0 and keeps every
-  // activation for backward and for observers.
+  // inputs and targets are [B, T] row-major. Returns the training objective: the mean cross-entropy over
+  // targets >= 0, plus the z-loss term when model.z_loss > 0 (both also available separately below).
+  // Keeps every activation for backward and for observers.
   double forward(const int32_t* inputs, const int32_t* targets);
+  double last_ce_loss() const { return last_ce_; }     // cross-entropy part of the last forward
+  double last_z_loss() const { return last_z_; }       // z-loss part (0 when off)
   // Accumulates ∂(loss_scale · loss)/∂params into grads() (call zero_grad() once per optimizer step).
   // Uses the inputs/targets of the last forward.
   void backward(float loss_scale = 1.0f);
@@ -50,6 +53,16 @@ class Transformer {
   // Matmul FLOPs of one forward+backward per token: 6·N_matmul + 12·L·T·d (attention products).
   double flops_per_token() const;
 
+  // V-scale's C = d_model·d_head·init_std²·exp(θ) of one layer and head (V-scale on); θ itself is the
+  // parameter "blocks.{l}.attn.v_scale_theta" (layout().block(l).v_scale_theta).
+  float v_scale_c(int layer, int head) const;
+
+  // The current optimizer step (0-based). The trainer calls this once at the start of every step, before
+  // the step's first forward; the attention-temperature window reads it, and σReparam runs its one
+  // power-iteration step per training step here. Evaluation forwards use the last step set.
+  void set_step(int64_t step);
+  int64_t step() const { return step_; }
+
   // Observer for transient values (model/taps.h); nullptr (the default) means off.
   void set_tap_observer(TapObserver* obs) { taps_ = obs; }
 
@@ -59,6 +72,9 @@ class Transformer {
   }
   void block_forward(int l);
   void block_backward(int l);
+  void attention_core_forward(int l);
+  void attention_core_backward(int l);
+  float temperature_factor() const;  // 1/τ inside the temperature window, else 1
 
   ModelConfig cfg_;
   DnnlContext& ctx_;
@@ -68,6 +84,9 @@ class Transformer {
   RopeTable rope_;
   std::vector<int32_t> inputs_, targets_;  // copies of the last forward's batch (sized once)
   int n_valid_ = 0;
+  double last_ce_ = 0.0, last_z_ = 0.0;
+  int64_t step_ = 0;
+  float inv_tau_ = 1.0f;  // the temperature factor of the last forward
   TapObserver* taps_ = nullptr;
 };
 

@@ -8,10 +8,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <memory>
 #include <sstream>
+#include <unistd.h>
 
 #include "model/dnnl_context.h"
 #include "model/matmul.h"
+#include "train/run_files.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 namespace attnlab {
@@ -77,8 +82,20 @@ int default_steps(const RunConfig& c) {
   return std::clamp(int(2e10 / std::max(flops, 1.0)), 2, 50);  // about 0.1-1 s per repeat here
 }
 
-int run_cell(const BenchCommand& cmd, const std::string& label, RunConfig cfg, int threads) {
+int run_cell(const BenchCommand& cmd, const std::string& label, RunConfig cfg, int threads, const std::string& mode) {
   omp_set_num_threads(threads);
+  if (mode == "off") {
+    cfg.instrument.enabled = false;
+  } else if (mode == "default") {
+    cfg.instrument.enabled = true;
+    cfg.instrument.dense_until = 0;  // steady state: the timed steps are early in the run
+  } else if (mode == "all") {
+    cfg.instrument.enabled = true;
+    cfg.instrument.probe_every = 1;
+    cfg.instrument.step_every = 1;
+  } else {
+    throw ConfigError("bench: unknown --instrument mode '" + mode + "' (off, default, all)");
+  }
   cfg.train.threads = threads;
   const int steps = cmd.steps > 0 ? cmd.steps : default_steps(cfg);
   cfg.train.steps = int64_t(cmd.warmup) + int64_t(steps) * cmd.repeats;
@@ -86,11 +103,32 @@ int run_cell(const BenchCommand& cmd, const std::string& label, RunConfig cfg, i
   const double gemm = sgemm_rate(ctx);
   const auto data = make_dataset(cfg.data, cfg.model, cfg.train.seed);
   Trainer trainer(cfg, ctx, *data);
-  for (int i = 0; i < cmd.warmup; ++i) trainer.step();
+  // With instrumentation, metrics go to a real run directory (in /tmp, removed afterwards) so the timing
+  // includes formatting and writing them.
+  std::unique_ptr<RunFiles> files;
+  std::unique_ptr<Monitor> monitor;
+  std::string tmp;
+  if (cfg.instrument.enabled) {
+    char tmpl[] = "/tmp/attnlab-bench-XXXXXX";
+    if (!mkdtemp(tmpl)) throw IoError("bench: cannot create a temporary directory in /tmp");
+    tmp = tmpl;
+    files = std::make_unique<RunFiles>(tmp);
+    files->create();
+    monitor = std::make_unique<Monitor>(cfg.instrument, trainer.model(), *files);
+    std::vector<int32_t> in(size_t(cfg.train.batch) * cfg.model.seq_len), tg(in.size());
+    trainer.probe_batch(in.data(), tg.data());
+    monitor->set_probe_batch(in.data(), tg.data());
+    trainer.set_monitor(monitor.get());
+  }
+  auto one_step = [&] {
+    const StepStats s = trainer.step();
+    if (monitor) monitor->maybe_probe(s.step + 1, trainer.model());
+  };
+  for (int i = 0; i < cmd.warmup; ++i) one_step();
   std::vector<double> ms;
   for (int r = 0; r < cmd.repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) trainer.step();
+    for (int i = 0; i < steps; ++i) one_step();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / steps);
   }
   const double ms_step = median(ms);
@@ -101,10 +139,14 @@ int run_cell(const BenchCommand& cmd, const std::string& label, RunConfig cfg, i
   const double rss_mb = double(ru.ru_maxrss) / 1024.0;
   std::ostringstream reps;
   for (size_t i = 0; i < ms.size(); ++i) reps << (i ? "," : "") << ms[i];
-  std::printf("{\"impl\":\"attnlab\",\"preset\":\"%s\",\"threads\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
+  if (!tmp.empty()) {
+    files.reset();
+    std::filesystem::remove_all(tmp);
+  }
+  std::printf("{\"impl\":\"attnlab\",\"preset\":\"%s\",\"threads\":%d,\"instrument\":\"%s\",\"tokens_per_s\":%.1f,\"ms_per_step\":%.4f,"
               "\"gflops\":%.2f,\"sgemm_gflops\":%.2f,\"mfu\":%.4f,\"peak_rss_mb\":%.1f,\"steps\":%d,"
               "\"repeat_ms\":[%s]}\n",
-              label.c_str(), threads, tok_s, ms_step, gflops, gemm, gflops / gemm, rss_mb, steps,
+              label.c_str(), threads, mode.c_str(), tok_s, ms_step, gflops, gemm, gflops / gemm, rss_mb, steps,
               reps.str().c_str());
   std::fflush(stdout);
   return 0;
@@ -121,19 +163,20 @@ int run_bench(const BenchCommand& cmd) {
   }
   if (cmd.json) {
     for (auto& [label, cfg] : cells)
-      for (int t : cmd.threads) run_cell(cmd, label, cfg, t);
+      for (int t : cmd.threads)
+        for (const auto& mode : cmd.instrument) run_cell(cmd, label, cfg, t, mode);
     return 0;
   }
   // Table mode: one child process per cell, so every peak RSS and thread pool is its own.
-  std::printf("| config | threads | tokens/s | ms/step | GFLOP/s | sgemm GFLOP/s | MFU | peak RSS (MB) |\n"
-              "|---|---|---|---|---|---|---|---|\n");
+  std::printf("| config | threads | instrument | tokens/s | ms/step | GFLOP/s | sgemm GFLOP/s | MFU | peak RSS (MB) |\n"
+              "|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   int status = 0;
   for (auto& [label, cfg] : cells) {
-    for (int t : cmd.threads) {
+    for (int t : cmd.threads) for (const auto& mode : cmd.instrument) {
       std::ostringstream c;
-      c << "'" << cmd.self_exe << "' bench --json --threads " << t << " --warmup " << cmd.warmup << " --repeats "
-        << cmd.repeats;
+      c << "'" << cmd.self_exe << "' bench --json --threads " << t << " --instrument " << mode << " --warmup "
+        << cmd.warmup << " --repeats " << cmd.repeats;
       if (cmd.steps > 0) c << " --steps " << cmd.steps;
       if (!cmd.config_path.empty()) {
         c << " '" << cmd.config_path << "'";
@@ -151,7 +194,7 @@ int run_bench(const BenchCommand& cmd) {
         if (at) *out = std::atof(at + std::strlen(key));
       };
       if (!got || rc != 0) {
-        std::printf("| %s | %d | failed (exit %d) | | | | | |\n", label.c_str(), t, rc);
+        std::printf("| %s | %d | %s | failed (exit %d) | | | | | |\n", label.c_str(), t, mode.c_str(), rc);
         status = 1;
         continue;
       }
@@ -161,8 +204,8 @@ int run_bench(const BenchCommand& cmd) {
       field("\"sgemm_gflops\":", &sg);
       field("\"mfu\":", &mfu);
       field("\"peak_rss_mb\":", &rss);
-      std::printf("| %s | %d | %.0f | %.2f | %.1f | %.1f | %.1f%% | %.0f |\n", label.c_str(), t, tok, ms, gf, sg,
-                  100.0 * mfu, rss);
+      std::printf("| %s | %d | %s | %.0f | %.2f | %.1f | %.1f | %.1f%% | %.0f |\n", label.c_str(), t, mode.c_str(), tok,
+                  ms, gf, sg, 100.0 * mfu, rss);
       std::fflush(stdout);
     }
   }

@@ -16,6 +16,9 @@ struct BenchCommand {
   std::vector<std::string> overrides;
   std::vector<int> threads = {1, 2};
   int warmup = 3, steps = 0, repeats = 5;  // steps 0: per-preset default (about 1-2 s per repeat)
+  // Instrumentation modes to time: "off" (none), "default" (the config's cadence in steady state: probes
+  // every instrument.probe_every steps, no dense early phase), "all" (every family at every step).
+  std::vector<std::string> instrument = {"off"};
   bool json = false;                       // one JSON line per cell (the cell runs in this process)
   std::string self_exe;                    // path of this binary, to run cells as child processes
 };

@@ -161,6 +161,13 @@ struct EnumTable<PosEncoding> {
       {PosEncoding::kNone, "none"}, {PosEncoding::kSinusoidal, "sinusoidal"}, {PosEncoding::kRope, "rope"}};
 };
 template <>
+struct EnumTable<VScaleMode> {
+  static constexpr EnumName<VScaleMode> kNames[] = {{VScaleMode::kOff, "off"},
+                                                    {VScaleMode::kLearned, "learned"},
+                                                    {VScaleMode::kFixed, "fixed"},
+                                                    {VScaleMode::kBackwardOnly, "backward_only"}};
+};
+template <>
 struct EnumTable<DataSource> {
   static constexpr EnumName<DataSource> kNames[] = {{DataSource::kFile, "file"},
                                                     {DataSource::kBigramBackcopy, "bigram_backcopy"},
@@ -454,6 +461,19 @@ const std::vector<Field>& fields() {
       field(&R::model, "model", "tied_head", &M::tied_head),
       field(&R::model, "model", "norm_eps", &M::norm_eps),
       field(&R::model, "model", "init_std", &M::init_std),
+      // Mitigation and ablation toggles (model/TOGGLES.md).
+      field(&R::model, "model", "v_scale", &M::v_scale),
+      field(&R::model, "model", "v_scale_theta", &M::v_scale_theta),
+      field(&R::model, "model", "qk_norm", &M::qk_norm),
+      field(&R::model, "model", "z_loss", &M::z_loss),
+      field(&R::model, "model", "softmax_plus_one", &M::softmax_plus_one),
+      field(&R::model, "model", "sink_logit", &M::sink_logit),
+      field(&R::model, "model", "attn_bias_kv", &M::attn_bias_kv),
+      field(&R::model, "model", "sigmoid_attn", &M::sigmoid_attn),
+      field(&R::model, "model", "sigmoid_attn_bias", &M::sigmoid_attn_bias),
+      field(&R::model, "model", "attn_temperature", &M::attn_temperature),
+      field(&R::model, "model", "attn_temperature_start", &M::attn_temperature_start),
+      field(&R::model, "model", "attn_temperature_end", &M::attn_temperature_end),
       field(&R::data, "data", "source", &D::source),
       field(&R::data, "data", "path", &D::path),
       field(&R::data, "data", "val_fraction", &D::val_fraction),
@@ -712,6 +732,52 @@ std::string kv(const char* path, const T& v) {
   return std::string(path) + "=" + format_value(v);
 }
 
+// The model toggles (model/TOGGLES.md): ranges, and combinations that cannot work together.
+// A dependent key is an error only when it differs from its default, never merely for being present: a
+// resolved config (dump_config) lists every key and must load back.
+void validate_toggles(Problems& p, const ModelConfig& m) {
+  // V-scale
+  if (!std::isfinite(m.v_scale_theta) || std::fabs(m.v_scale_theta) > 50.0f)
+    p.add({"model.v_scale_theta"}, kv("model.v_scale_theta", m.v_scale_theta) +
+                                       " must be in [-50, 50] (C = d_model·d_head·init_std²·exp(θ) must stay a finite positive float)");
+  if (m.v_scale == VScaleMode::kOff && m.v_scale_theta != 0.0f)
+    p.add({"model.v_scale_theta", "model.v_scale"},
+          kv("model.v_scale_theta", m.v_scale_theta) + " is only used when model.v_scale is learned, fixed or backward_only, but " +
+              kv("model.v_scale", m.v_scale));
+  // z-loss
+  if (!(std::isfinite(m.z_loss) && m.z_loss >= 0.0f))
+    p.add({"model.z_loss"}, kv("model.z_loss", m.z_loss) + " must be >= 0 (the z-loss coefficient; 0 disables it)");
+  // The extra key: one mechanism at a time (they are alternative forms of the same always-visible key).
+  const int n_extra = int(m.softmax_plus_one) + int(m.sink_logit) + int(m.attn_bias_kv);
+  if (n_extra > 1)
+    p.add({"model.softmax_plus_one", "model.sink_logit", "model.attn_bias_kv"},
+          kv("model.softmax_plus_one", m.softmax_plus_one) + ", " + kv("model.sink_logit", m.sink_logit) + " and " +
+              kv("model.attn_bias_kv", m.attn_bias_kv) +
+              ": at most one may be true (each adds the same always-visible extra key in a different form)");
+  if (m.sigmoid_attn && n_extra > 0)
+    p.add({"model.sigmoid_attn", "model.softmax_plus_one", "model.sink_logit", "model.attn_bias_kv"},
+          "model.sigmoid_attn=true has no softmax normaliser for an extra key to absorb; it cannot be combined with " +
+              kv("model.softmax_plus_one", m.softmax_plus_one) + ", " + kv("model.sink_logit", m.sink_logit) +
+              " or " + kv("model.attn_bias_kv", m.attn_bias_kv));
+  if (m.sigmoid_attn_bias && !m.sigmoid_attn)
+    p.add({"model.sigmoid_attn_bias", "model.sigmoid_attn"},
+          "model.sigmoid_attn_bias=true is only used with model.sigmoid_attn=true, but " +
+              kv("model.sigmoid_attn", m.sigmoid_attn));
+  // Attention temperature window
+  if (!(std::isfinite(m.attn_temperature) && m.attn_temperature > 0.0f))
+    p.add({"model.attn_temperature"}, kv("model.attn_temperature", m.attn_temperature) + " must be > 0 (1 disables it)");
+  if (m.attn_temperature_start < 0)
+    p.add({"model.attn_temperature_start"}, kv("model.attn_temperature_start", m.attn_temperature_start) + " must be >= 0");
+  if (m.attn_temperature_end != 0 && m.attn_temperature_end <= m.attn_temperature_start)
+    p.add({"model.attn_temperature_end", "model.attn_temperature_start"},
+          kv("model.attn_temperature_end", m.attn_temperature_end) + " must be > " +
+              kv("model.attn_temperature_start", m.attn_temperature_start) + " (the window is [start, end); 0 means no end)");
+  if (m.attn_temperature == 1.0f && (m.attn_temperature_start != 0 || m.attn_temperature_end != 0))
+    p.add({"model.attn_temperature_start", "model.attn_temperature_end", "model.attn_temperature"},
+          "model.attn_temperature_start/end set a window, but " + kv("model.attn_temperature", m.attn_temperature) +
+              " leaves the logits unchanged; set model.attn_temperature (τ != 1)");
+}
+
 void validate_impl(const RunConfig& c, const Origins* origins, const std::string& source) {
   Problems p(origins, source);
   const ModelConfig& m = c.model;
@@ -757,6 +823,7 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   real_check("model.rope_base", m.rope_base, m.rope_base > 1.0f, "must be > 1");
   real_check("model.norm_eps", m.norm_eps, m.norm_eps > 0.0f, "must be > 0");
   real_check("model.init_std", m.init_std, m.init_std > 0.0f, "must be > 0");
+  validate_toggles(p, m);
 
   // optim and schedule
   real_check("optim.lr", o.lr, o.lr > 0.0f, "must be > 0");

@@ -23,7 +23,8 @@ const char* kUsage =
     "  attnlab train CONFIG.yaml [--set key.path=value ...] [--out RUN_DIR] [--quiet]\n"
     "  attnlab train --resume RUN_DIR [--set train.steps=N ...]\n"
     "  attnlab grads CONFIG.yaml --out GRADS.safetensors [--checkpoint CKPT] [--batch BATCH] [--set ...]\n"
-    "  attnlab bench [--preset A,B,C,D] [--threads 1,2] [--warmup N] [--steps N] [--repeats N] [--json]\n"
+    "  attnlab bench [--preset A,B,C,D] [--threads 1,2] [--instrument off,default,all] [--warmup N]\n"
+    "                [--steps N] [--repeats N] [--json]\n"
     "  attnlab bench CONFIG.yaml [--set ...] [--threads ...]\n"
     "  attnlab config CONFIG.yaml [--set ...]      print the resolved config\n"
     "See README.md for the config keys, the run directory and the metrics schema.\n";
@@ -121,12 +122,16 @@ int cmd_bench(Args& a, const std::string& self) {
     else if (s == "--steps") c.steps = parse_int_list(s, a.next_value(s)).at(0);
     else if (s == "--repeats") c.repeats = parse_int_list(s, a.next_value(s)).at(0);
     else if (s == "--set") c.overrides.push_back(a.next_value(s));
+    else if (s == "--instrument") c.instrument = split_list(a.next_value(s));
     else if (s == "--json") c.json = true;
     else if (!s.empty() && s[0] == '-') throw UsageError("bench: unknown option " + s);
     else if (c.config_path.empty()) c.config_path = s;
     else throw UsageError("bench: unexpected argument " + s);
   }
   for (const auto& p : c.presets) attnlab::bench_preset(p);  // unknown names fail before any work
+  for (const auto& m : c.instrument)
+    if (m != "off" && m != "default" && m != "all")
+      throw UsageError("bench: --instrument takes off, default or all, got '" + m + "'");
   return attnlab::run_bench(c);
 }
 

@@ -105,7 +105,13 @@ int run_train(const TrainCommand& cmd) {
   if (resuming) {
     std::vector<double> monitor_state;
     start_step = load_checkpoint(ckpt_path, trainer.model(), &trainer.optim(), &monitor_state);
-    if (monitor) monitor->set_state(monitor_state);
+    if (monitor) {
+      try {
+        monitor->set_state(monitor_state);
+      } catch (const std::invalid_argument& e) {
+        throw IoError(ckpt_path + ": metadata 'monitor_state' is malformed: " + e.what());
+      }
+    }
     if (start_step > cfg.train.steps)
       throw IoError(ckpt_path + ": checkpoint is at step " + std::to_string(start_step) +
                     ", beyond train.steps=" + std::to_string(cfg.train.steps));

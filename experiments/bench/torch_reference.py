@@ -27,10 +27,15 @@ import torch.nn.functional as F
 # Configuration and presets
 
 
+# The model toggles of model/TOGGLES.md (attnlab's ModelConfig defaults: everything off).
+TOGGLE_DEFAULTS = dict(v_scale="off", v_scale_theta=0.0)
+
+
 def model_config(**kw):
     """Same keys and defaults as attnlab's ModelConfig (model/model_config.h)."""
     cfg = dict(vocab=256, d_model=64, n_layer=2, n_head=4, seq_len=64, mlp="swiglu", mlp_hidden=0,
                pos="rope", rope_base=10000.0, tied_head=False, norm_eps=1e-5, init_std=0.02)
+    cfg.update(TOGGLE_DEFAULTS)
     unknown = set(kw) - set(cfg)
     if unknown:
         raise ValueError(f"unknown model config keys: {sorted(unknown)}")
@@ -39,6 +44,8 @@ def model_config(**kw):
         raise ValueError(f"mlp must be swiglu or gelu, got {cfg['mlp']!r}")
     if cfg["pos"] not in ("rope", "sinusoidal", "none"):
         raise ValueError(f"pos must be rope, sinusoidal or none, got {cfg['pos']!r}")
+    if cfg["v_scale"] not in ("off", "learned", "fixed", "backward_only"):
+        raise ValueError(f"v_scale must be off, learned, fixed or backward_only, got {cfg['v_scale']!r}")
     if cfg["d_model"] % cfg["n_head"] != 0:
         raise ValueError("d_model must be divisible by n_head")
     if cfg["pos"] == "rope" and (cfg["d_model"] // cfg["n_head"]) % 2 != 0:
@@ -136,6 +143,8 @@ class Model(torch.nn.Module):
             else:
                 blk.w_q, blk.w_k, blk.w_v = P(d, d), P(d, d), P(d, d)
             blk.w_o = P(d, d)
+            if cfg["v_scale"] != "off":
+                blk.v_scale_theta = P(cfg["n_head"])  # trained only when learned (forward detaches it)
             blk.mlp_norm_g = P(d)
             if cfg["mlp"] == "swiglu":
                 if fused:
@@ -167,6 +176,9 @@ class Model(torch.nn.Module):
                 p.fill_(1.0)
             else:
                 p.normal_(0.0, std, generator=gen)
+        for b in self.blocks:
+            if hasattr(b, "v_scale_theta"):
+                b.v_scale_theta.fill_(self.cfg["v_scale_theta"])
 
     # attnlab tensor name -> (parameter, row slice or None) ------------------------------------------
     def named_tensors(self):
@@ -182,6 +194,8 @@ class Model(torch.nn.Module):
             else:
                 out += [(pre + "attn.w_q", b.w_q), (pre + "attn.w_k", b.w_k), (pre + "attn.w_v", b.w_v)]
             out.append((pre + "attn.w_o", b.w_o))
+            if self.cfg["v_scale"] != "off":
+                out.append((pre + "attn.v_scale_theta", b.v_scale_theta))
             out.append((pre + "mlp_norm.g", b.mlp_norm_g))
             if self.cfg["mlp"] == "swiglu":
                 if self.fused:
@@ -230,6 +244,11 @@ class Model(torch.nn.Module):
             t.copy_(torch.from_numpy(np.ascontiguousarray(a)).to(t.dtype))
         return sorted(set(tensors) - names)  # unexpected names, reported by the caller
 
+    def v_scale(self, v, theta):
+        cfg = self.cfg
+        c0 = cfg["d_model"] * self.d_head * cfg["init_std"] ** 2
+        return v_scale_map(v, theta, c0, cfg["v_scale"])
+
     # forward ------------------------------------------------------------------------------------------
     def forward(self, tokens):
         """tokens [B, T] int64 -> logits [B, T, V]."""
@@ -257,6 +276,8 @@ class Model(torch.nn.Module):
                     q = apply_rope(q, self.rope_cos, self.rope_sin)
                     k = apply_rope(k, self.rope_cos, self.rope_sin)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, dh]
+            if cfg["v_scale"] != "off":
+                v = self.v_scale(v, b.v_scale_theta)
             s = torch.matmul(q, k.transpose(-2, -1)) * scale + mask
             p = torch.softmax(s, dim=-1)
             y = torch.matmul(p, v).transpose(1, 2).reshape(B, T, d)
@@ -273,6 +294,19 @@ class Model(torch.nn.Module):
             x = x + F.linear(act, b.w_down)
         f = rmsnorm(x, self.final_norm_g, eps)
         return F.linear(f, self.tok_emb if cfg["tied_head"] else self.lm_head)
+
+
+def v_scale_map(v, theta, c0, mode):
+    """V-scale (gradient-sinks.md §1), v [B, H, T, dh], theta [H]: v̂ = φ(‖v‖²)·v, φ(r) = r/(r + C_h),
+    C_h = c0·exp(θ_h). θ gets a gradient only when learned. backward_only (§1.4) is
+    stopgrad(v) + (v̂ − stopgrad(v̂)): forward v exactly, backward through v̂'s Jacobian."""
+    th = theta if mode == "learned" else theta.detach()
+    C = (c0 * torch.exp(th)).view(1, -1, 1, 1)
+    r = (v * v).sum(-1, keepdim=True)
+    vh = r / (r + C) * v
+    if mode == "backward_only":
+        return v.detach() + (vh - vh.detach())
+    return vh
 
 
 def loss_fn(logits, targets):

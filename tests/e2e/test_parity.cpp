@@ -85,3 +85,66 @@ TEST_CASE("gradients match PyTorch after training (non-initial parameters)", "[e
   REQUIRE(r.exit_code == 0);
   check_parity(cfg, dir, "trained", dir.file("run") + "/ckpt/step_00000030.safetensors");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Model toggles (model/TOGGLES.md): the same comparison with the toggle keys passed to the reference.
+
+namespace {
+
+const char* v_scale_name(VScaleMode m) {
+  switch (m) {
+    case VScaleMode::kOff: return "off";
+    case VScaleMode::kLearned: return "learned";
+    case VScaleMode::kFixed: return "fixed";
+    case VScaleMode::kBackwardOnly: return "backward_only";
+  }
+  return "?";
+}
+
+// config_json plus every toggle key the reference knows (experiments/bench/torch_reference.py TOGGLE_DEFAULTS).
+std::string toggle_config_json(const RunConfig& c) {
+  std::string base = config_json(c);
+  base.pop_back();  // the closing brace
+  std::ostringstream os;
+  os << base << ",\"init_std\":" << c.model.init_std << ",\"v_scale\":\"" << v_scale_name(c.model.v_scale)
+     << "\",\"v_scale_theta\":" << c.model.v_scale_theta << "}";
+  return os.str();
+}
+
+void check_toggle_parity(const RunConfig& cfg, const TempDir& dir, const std::string& tag) {
+  const std::string yaml = dir.write(tag + ".yaml", dump_config(cfg));
+  const std::string ours = dir.file(tag + "-attnlab.safetensors"), theirs = dir.file(tag + "-torch.safetensors");
+  auto r = run_command(attnlab_binary() + " grads " + yaml + " --out " + ours);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string ref = std::string(kPython) + " " + ATTNLAB_SOURCE_DIR + "/experiments/bench/torch_reference.py";
+  r = run_command(ref + " grads --params " + ours + " --batch " + ours + " --config-json '" + toggle_config_json(cfg) +
+                  "' --out " + theirs);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  r = run_command(ref + " compare --a " + ours + " --b " + theirs + " --tol 1e-4");
+  INFO(tag << "\n" << r.output);
+  REQUIRE(r.exit_code == 0);
+}
+
+}  // namespace
+
+TEST_CASE("V-scale (learned, fixed, backward_only) matches PyTorch, incl. ∂L/∂θ", "[e2e][parity][vscale]") {
+  if (!torch_available()) {
+    WARN("python3-torch is not installed: PyTorch parity NOT checked (bash .ci/run installs it)");
+    return;
+  }
+  TempDir dir("parity-vscale");
+  struct V { VScaleMode mode; PosEncoding pos; float theta; const char* tag; };
+  for (const V& v : {V{VScaleMode::kLearned, PosEncoding::kRope, 0.0f, "vscale-learned-rope"},
+                     V{VScaleMode::kLearned, PosEncoding::kSinusoidal, -0.7f, "vscale-learned-sin"},
+                     V{VScaleMode::kFixed, PosEncoding::kNone, 0.5f, "vscale-fixed-nope"},
+                     V{VScaleMode::kBackwardOnly, PosEncoding::kRope, 0.0f, "vscale-bwd-rope"}}) {
+    RunConfig cfg = tiny_run_config();
+    cfg.model.pos = v.pos;
+    cfg.model.init_std = 0.1f;
+    cfg.model.v_scale = v.mode;
+    cfg.model.v_scale_theta = v.theta;
+    check_toggle_parity(cfg, dir, v.tag);
+  }
+}

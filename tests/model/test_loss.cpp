@@ -233,3 +233,39 @@ TEST_CASE("cross entropy forward overwrites NaN-poisoned saved state", "[model][
   for (float v : k.lse) REQUIRE(std::isfinite(v));
   for (float v : k.row_loss) REQUIRE(std::isfinite(v));
 }
+
+// ---------------------------------------------------------------------------------------------------
+// z-loss (model.z_loss; model/TOGGLES.md)
+
+TEST_CASE("z_loss_forward is coeff·mean(lse²) over valid rows; backward matches finite differences",
+          "[model][loss][z_loss][gradcheck]") {
+  const int N = 5, V = 7;
+  std::vector<float> logits = attnlab::testing::random_vec(N * V, 77, 2.0f), lse(N), row(N);
+  std::vector<int32_t> targets = {3, -1, 0, 6, 2};
+  const float c = 0.3f;
+  auto loss = [&] {
+    cross_entropy_forward({lse.data(), row.data()}, ConstMatView(logits.data(), N, V), targets.data());
+    return z_loss_forward({lse.data(), row.data()}, targets.data(), N, c);
+  };
+  const double z = loss();
+  double want = 0.0;
+  for (int n = 0; n < N; ++n) {
+    if (targets[size_t(n)] < 0) continue;
+    double s = 0.0;
+    for (int v = 0; v < V; ++v) s += std::exp(double(logits[size_t(n * V + v)]));
+    want += std::log(s) * std::log(s);
+  }
+  REQUIRE(z == Approx(c * want / 4).epsilon(1e-6));
+  std::vector<float> dl(size_t(N * V), 0.0f);
+  z_loss_backward(MatView(dl.data(), N, V), ConstMatView(logits.data(), N, V), targets.data(),
+                  {lse.data(), row.data()}, c / 4.0f);
+  for (int v = 0; v < V; ++v) REQUIRE(dl[size_t(1 * V + v)] == 0.0f);  // the ignored row
+  const auto r = attnlab::testing::gradcheck(logits.data(), N * V, dl.data(), loss);
+  INFO(r.describe("dlogits"));
+  REQUIRE(r.rel_err < 1e-3);
+  // No valid rows: 0. Constant logits a: lse = a + ln V exactly, so z = c·(a + ln V)².
+  std::vector<int32_t> none(N, -1);
+  REQUIRE(z_loss_forward({lse.data(), row.data()}, none.data(), N, c) == 0.0);
+  std::fill(logits.begin(), logits.end(), -1.5f);
+  REQUIRE(loss() == Approx(c * (std::log(7.0) - 1.5) * (std::log(7.0) - 1.5)).epsilon(1e-5));
+}

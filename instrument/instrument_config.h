@@ -1,0 +1,40 @@
+// instrument_config.h: what the Monitor measures, how often, and when it warns. Decoded from the
+// `instrument:` section of a run config (train/config.cpp). Defaults follow shared/docs/metrics.md.
+#pragma once
+#include <cstdint>
+
+namespace attnlab {
+
+enum class OnIncident : uint8_t { kContinue, kStop };
+
+struct InstrumentConfig {
+  bool enabled = true;           // master switch; false = no metric beyond loss/lr/grad norm, no probes
+  // Cadence.
+  int step_every = 1;            // cheap every-step metrics (per-tensor grads/updates, logits, spike z)
+  int probe_every = 50;          // full probe (forward+backward on the fixed probe batch); 0 disables
+  int dense_until = 200;         // probe every dense_every steps up to this step (early dynamics)
+  int dense_every = 10;
+  // Families measured at probes.
+  bool attention = true;         // entropy, logits, sinks, attention rank (instrument/docs/attention.md)
+  bool residual = true;          // rank collapse, token norms, massive activations, lazy layers
+  bool gradients = true;         // gradient sink, ∇q/∇k/∇v by position, Bloat/Change/Compress, depth
+  bool weights = true;           // QK eigenspectrum, spectral norms, weight RMS
+  bool tensor_stats = true;      // per-tensor gradient and update statistics at the step cadence
+  uint64_t probe_seed = 0;       // which validation batch is the probe batch (index); fixed for the run
+  // Early warnings (events.jsonl and the progress line). A threshold of 0 disables that warning.
+  double warn_entropy = 0.05;    // a head's normalised entropy below this: entropy collapse (Zhai et al.)
+  double warn_logit = 100.0;     // max attention logit above this: logit growth (pilot: healthy 6–20)
+  double warn_spike_z = 7.0;     // z-score of ln(loss) or ln(grad norm) above this: spike (OLMo 2)
+  double warn_grad_norm = 1e3;   // global pre-clip gradient norm above this: gradient explosion
+  double warn_grad_vanish = 1e-7;  // global gradient norm below this: vanishing gradients
+  double warn_tok_cos = 0.95;    // mean token cosine of a layer's output above this: rank collapse
+  double warn_sink = 0.3;        // a head's α_0 above this: attention sink has emerged (Gu et al. ε)
+  double warn_mass_ratio = 100.0;  // top-1 |activation| / median above this: massive activation
+  int spike_window = 1000;       // rolling window of the spike detectors
+  int spike_min_history = 100;   // no spike z-score before this many steps
+  // Flight recorder: on a spike or a non-finite value, dump the step's state to flight/step_N.safetensors.
+  bool flight_recorder = true;
+  OnIncident on_spike = OnIncident::kContinue;  // after a spike's dump: keep training or stop
+};
+
+}  // namespace attnlab

@@ -1,0 +1,151 @@
+// The Monitor's decisions: cadence, spikes and incidents → events and flight records, resumable state.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "instrument/monitor.h"
+#include "model/rng.h"
+
+using namespace attnlab;
+
+namespace {
+
+ModelConfig tiny_model() {
+  ModelConfig c;
+  c.vocab = 16;
+  c.d_model = 16;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.seq_len = 8;
+  c.mlp_hidden = 32;
+  return c;
+}
+
+class CountingRecorder : public FlightRecorder {
+ public:
+  std::string record(int64_t step, const std::string& reason, const Transformer&) override {
+    steps.push_back(step);
+    reasons.push_back(reason);
+    return "flight/step_" + std::to_string(step);
+  }
+  std::vector<int64_t> steps;
+  std::vector<std::string> reasons;
+};
+
+int count_kind(const MemorySink& s, const std::string& kind) {
+  int n = 0;
+  for (const Event& e : s.events) n += e.kind == kind;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("probe cadence: step 1, dense early, then every probe_every", "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  InstrumentConfig cfg;
+  cfg.probe_every = 50;
+  cfg.dense_until = 20;
+  cfg.dense_every = 5;
+  MemorySink sink;
+  Monitor mon(cfg, m, sink);
+  std::vector<int64_t> due;
+  for (int64_t s = 1; s <= 120; ++s)
+    if (mon.probe_due(s)) due.push_back(s);
+  REQUIRE(due == std::vector<int64_t>{1, 5, 10, 15, 20, 50, 100});
+  cfg.enabled = false;
+  Monitor off(cfg, m, sink);
+  REQUIRE_FALSE(off.probe_due(1));
+}
+
+TEST_CASE("a planted loss spike raises one event at that step and a flight record", "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  m.init_params(1);
+  InstrumentConfig cfg;
+  cfg.spike_window = 100;
+  cfg.spike_min_history = 20;
+  MemorySink sink;
+  CountingRecorder rec;
+  Monitor mon(cfg, m, sink);
+  mon.set_flight_recorder(&rec);
+  Rng rng(3);
+  for (int64_t step = 1; step <= 200; ++step) {
+    double loss = 2.0 * std::exp(0.01 * rng.normal());
+    if (step == 150) loss *= 3.0;  // ln(3) ≈ 110 σ above the mean: unmistakable
+    mon.on_gradients(step, m, loss, 1.0 + 0.01 * rng.normal());
+    mon.on_update(step, m);
+  }
+  REQUIRE(count_kind(sink, "loss_spike") == 1);
+  for (const Event& e : sink.events)
+    if (e.kind == "loss_spike") {
+      REQUIRE(e.step == 150);
+      REQUIRE(e.value > 7.0);
+      REQUIRE(e.threshold == 7.0);
+    }
+  REQUIRE(rec.steps == std::vector<int64_t>{150});
+  REQUIRE(count_kind(sink, "flight_recorder") == 1);
+  REQUIRE_FALSE(mon.stop_requested());  // default policy: continue
+}
+
+TEST_CASE("on_spike: stop requests a stop; non-finite values always record", "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  m.init_params(1);
+  InstrumentConfig cfg;
+  cfg.spike_window = 50;
+  cfg.spike_min_history = 10;
+  cfg.on_spike = OnIncident::kStop;
+  MemorySink sink;
+  CountingRecorder rec;
+  Monitor mon(cfg, m, sink);
+  mon.set_flight_recorder(&rec);
+  for (int64_t step = 1; step <= 30; ++step) mon.on_gradients(step, m, 2.0 + 0.001 * (step % 3), 1.0 + 0.001 * (step % 2));
+  REQUIRE_FALSE(mon.stop_requested());
+  mon.on_gradients(31, m, 2.0, 50.0);  // gradient-norm spike
+  REQUIRE(count_kind(sink, "grad_spike") == 1);
+  REQUIRE(mon.stop_requested());
+  mon.on_gradients(32, m, NAN, 1.0);
+  REQUIRE(count_kind(sink, "nonfinite") == 1);
+  REQUIRE(rec.steps == std::vector<int64_t>{31, 32});
+}
+
+TEST_CASE("gradient explosion and vanishing warn once per run", "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  InstrumentConfig cfg;
+  MemorySink sink;
+  Monitor mon(cfg, m, sink);
+  for (int64_t step = 1; step <= 5; ++step) mon.on_gradients(step, m, 2.0, 5e3);
+  for (int64_t step = 6; step <= 8; ++step) mon.on_gradients(step, m, 2.0, 1e-9);
+  REQUIRE(count_kind(sink, "grad_explosion") == 1);
+  REQUIRE(count_kind(sink, "grad_vanishing") == 1);
+}
+
+TEST_CASE("spike-detector state round-trips: resumed z-scores equal the uninterrupted ones",
+          "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  InstrumentConfig cfg;
+  cfg.spike_window = 40;
+  cfg.spike_min_history = 5;
+  cfg.tensor_stats = false;
+  auto series = [](int64_t s) { return 2.0 + 0.1 * std::sin(0.7 * double(s)); };
+  MemorySink a;
+  Monitor straight(cfg, m, a);
+  for (int64_t s = 1; s <= 60; ++s) straight.on_gradients(s, m, series(s), series(s + 100));
+  MemorySink b;
+  Monitor first(cfg, m, b);
+  for (int64_t s = 1; s <= 30; ++s) first.on_gradients(s, m, series(s), series(s + 100));
+  Monitor second(cfg, m, b);
+  second.set_state(first.state());
+  for (int64_t s = 31; s <= 60; ++s) second.on_gradients(s, m, series(s), series(s + 100));
+  REQUIRE(a.records.size() == b.records.size());
+  for (size_t i = 0; i < a.records.size(); ++i) {
+    REQUIRE(std::string(a.records[i].name) == b.records[i].name);
+    REQUIRE(a.records[i].step == b.records[i].step);
+    REQUIRE((a.records[i].value == b.records[i].value || (std::isnan(a.records[i].value) && std::isnan(b.records[i].value))));
+  }
+}
