@@ -164,9 +164,9 @@ void Monitor::maybe_probe(int64_t step, Transformer& model) {
   // The probe pass: forward and backward on the fixed probe batch, no update. It overwrites activations
   // and gradients, which the next step recomputes from scratch (zero_grad, then forward).
   model.zero_grad();
-  const double loss = model.forward(probe_in_.data(), probe_tg_.data());
+  model.forward(probe_in_.data(), probe_tg_.data());
   model.backward(1.0f);
-  scratch_.emit("probe_loss", -1, -1, loss);
+  scratch_.emit("probe_loss", -1, -1, model.last_ce_loss());
   const ProbeView view{model.config(), model.layout(), probe_in_.data(), probe_tg_.data(), true};
   if (cfg_.attention) attention_metrics(view, scratch_);
   if (cfg_.residual) residual_metrics(view, scratch_);

@@ -14,7 +14,6 @@
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "instrument/metric.h"
 #include "instrument/probe.h"

@@ -124,8 +124,10 @@ void weight_metrics(const ModelConfig& cfg, const Layout& y, MetricOut& out) {
   static const char* const kRmsNames[kMats] = {"w_rms_q", "w_rms_k", "w_rms_v", "w_rms_o", "w_rms_in", "w_rms_down"};
   static const char* const kNormNames[kMats] = {"w_norm_q", "w_norm_k", "w_norm_v", "w_norm_o", "w_norm_in",
                                                 "w_norm_down"};
-  auto matrix = [&](int l, int m) -> ConstMatView {
-    const BlockParams& p = y.block(l);
+  // Spectra describe the map the model applies, so they read the effective weights (Ŵ = (γ/σ)·W under
+  // σReparam, else the parameters themselves); sizes (w_rms, w_norm) read the parameters.
+  auto matrix = [&](int l, int m, bool effective) -> ConstMatView {
+    const BlockParams& p = effective ? y.block_eff(l) : y.block(l);
     switch (m) {
       case 0: return ConstMatView(p.w_qkv.row(0), d, d, p.w_qkv.stride);
       case 1: return ConstMatView(p.w_qkv.row(d), d, d, p.w_qkv.stride);
@@ -145,12 +147,12 @@ void weight_metrics(const ModelConfig& cfg, const Layout& y, MetricOut& out) {
   for (int task = 0; task < n_qk + n_spec + 1; ++task) {
     if (task < n_qk) {
       const int l = task / H, h = task % H;
-      const MatView w = y.block(l).w_qkv;
+      const MatView w = y.block_eff(l).w_qkv;
       qk[task] = qk_spectrum(ConstMatView(w.row(h * dh), dh, d, w.stride),
                              ConstMatView(w.row(d + h * dh), dh, d, w.stride));
     } else if (task < n_qk + n_spec) {
       const int i = task - n_qk;
-      spec[i] = spectral_norm(matrix(i / kMats, i % kMats));
+      spec[i] = spectral_norm(matrix(i / kMats, i % kMats, /*effective=*/true));
     } else {
       spec[n_spec] = spectral_norm(y.head().lm_head);
     }
@@ -168,7 +170,7 @@ void weight_metrics(const ModelConfig& cfg, const Layout& y, MetricOut& out) {
     }
     for (int m = 0; m < kMats; ++m) {
       out.emit(kSpecNames[m], l, -1, spec[l * kMats + m]);
-      const WeightNorms n = weight_norms(matrix(l, m));
+      const WeightNorms n = weight_norms(matrix(l, m, /*effective=*/false));
       out.emit(kRmsNames[m], l, -1, n.rms);
       out.emit(kNormNames[m], l, -1, n.norm);
     }

@@ -11,6 +11,8 @@
 // Layout convention (nn.Linear, [out, in]): q = x·w_qᵀ, so head h's query map is the dh rows h·dh..(h+1)·dh
 // of w_q (Q_h, [dh, d]); likewise K_h of w_k. The logit z_ij = x_i Q_hᵀ K_h x_jᵀ / √dh, so
 // W_QK = Q_hᵀ K_h / √dh (d×d, rank ≤ dh), whose nonzero eigenvalues are those of K = K_h Q_hᵀ / √dh (dh×dh).
+// QK and spectral metrics read the effective weights the linears multiply with (Layout::block_eff: Ŵ =
+// (γ/σ)·W under σReparam, else the parameters); w_rms / w_norm read the parameters.
 // Spectral norms are exact (largest eigenvalue of a small symmetric Gram matrix, in double), not iterated:
 // no start vector and no convergence question. Everything is read-only, bitwise reproducible and
 // independent of the thread count.

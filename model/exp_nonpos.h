@@ -8,7 +8,7 @@
 
 namespace attnlab {
 
-// exp(x) for the max-subtracted logits of softmax, written so the row loops below vectorize under
+// exp(x) for the max-subtracted logits of softmax, written so the softmax row loops vectorize under
 // `omp simd` (glibc's expf only vectorizes with -ffast-math; std::floor and a float-compare select do
 // not vectorize either, hence nearbyint and clamps). Cody-Waite reduction x = n·ln2 + r, |r| ≤ ln2/2,
 // then Cephes' degree-6 polynomial: ≤ 1.02 ulp over all floats in [−87, 0]. exp(0) == 1 exactly, which

@@ -1,5 +1,7 @@
 #include "model/layout.h"
 
+#include <algorithm>
+
 namespace attnlab {
 
 namespace {
@@ -31,6 +33,27 @@ ParamInfo& add_toggle(std::vector<ParamInfo>& t, int64_t& total, std::string nam
   return p;
 }
 
+// The matrices σReparam reparametrises in block l: name (without "blocks.l."), rows, cols, and the row
+// offset inside the fused weight it belongs to (w_qkv or w_in).
+struct SigmaMatrix {
+  const char* name;
+  int rows, cols, row0;
+  int fused;  // 0: w_qkv, 1: w_o, 2: w_in, 3: w_down
+};
+std::vector<SigmaMatrix> sigma_matrices(const ModelConfig& cfg) {
+  const int d = cfg.d_model, F = cfg.hidden();
+  std::vector<SigmaMatrix> m = {{"attn.w_q", d, d, 0, 0}, {"attn.w_k", d, d, d, 0}, {"attn.w_v", d, d, 2 * d, 0},
+                                {"attn.w_o", d, d, 0, 1}};
+  if (cfg.mlp == MlpKind::kSwiGLU) {
+    m.push_back({"mlp.w_gate", F, d, 0, 2});
+    m.push_back({"mlp.w_up", F, d, F, 2});
+  } else {
+    m.push_back({"mlp.w_up", F, d, 0, 2});
+  }
+  m.push_back({"mlp.w_down", d, F, 0, 3});
+  return m;
+}
+
 }  // namespace
 
 std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_out) {
@@ -38,6 +61,7 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
   std::vector<ParamInfo> t;
   int64_t total = 0;
   add_param(t, total, "tok_emb", {V, d});
+  if (cfg.sink_token) add_toggle(t, total, "sink_token", {d}, ParamInit::kNormal);
   for (int l = 0; l < cfg.n_layer; ++l) {
     const std::string p = "blocks." + std::to_string(l) + ".";
     add_param(t, total, p + "attn_norm.g", {d});
@@ -61,6 +85,13 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
     if (cfg.mlp == MlpKind::kSwiGLU) add_param(t, total, p + "mlp.w_gate", {F, d});
     add_param(t, total, p + "mlp.w_up", {F, d});
     add_param(t, total, p + "mlp.w_down", {d, F});
+    if (cfg.sigma_reparam) {
+      // γ is set to σ_max(W) and u to W's top right singular vector by Transformer::init_params.
+      for (const SigmaMatrix& m : sigma_matrices(cfg)) {
+        add_toggle(t, total, p + m.name + ".sn_gamma", {1}, ParamInit::kConstant, 1.0f);
+        add_toggle(t, total, p + m.name + ".sn_u", {m.cols}, ParamInit::kConstant, 0.0f, /*trainable=*/false);
+      }
+    }
   }
   add_param(t, total, "final_norm.g", {d});
   if (!cfg.tied_head) add_param(t, total, "lm_head", {V, d});
@@ -69,7 +100,7 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
 }
 
 Layout::Layout(const ModelConfig& cfg, int batch)
-    : B(batch), T(cfg.seq_len), N(batch * cfg.seq_len), d(cfg.d_model), H(cfg.n_head),
+    : B(batch), T(cfg.context_len()), N(batch * cfg.context_len()), d(cfg.d_model), H(cfg.n_head),
       dh(cfg.d_head()), F(cfg.hidden()), V(cfg.vocab), L(cfg.n_layer) {
   ATTNLAB_CHECK(B > 0 && T > 0 && d > 0 && H > 0 && d % H == 0 && L > 0 && V > 0, "Layout: bad shapes");
   params_table_ = build_param_table(cfg, &n_params_);
@@ -125,6 +156,8 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     hp.tok_emb = MatView(a.at(find("tok_emb")), V, d);
     hp.final_norm_g = VecView{a.at(find("final_norm.g")), d};
     hp.lm_head = cfg.tied_head ? hp.tok_emb : MatView(a.at(find("lm_head")), V, d);
+    const int64_t sink = find_opt("sink_token");
+    hp.sink_token = sink < 0 ? VecView{} : VecView{a.at(sink), d};
   };
   bind_head(params_, head_params_);
   bind_head(grads_, head_dparams_);
@@ -132,7 +165,8 @@ Layout::Layout(const ModelConfig& cfg, int batch)
   // Activations: reserve every slice, allocate once, then hand out views.
   const int64_t Nd = int64_t(N) * d, probs = int64_t(B) * H * T * T;
   struct BlockOff { int64_t x, norm1, rstd1, qkv, probs, att, attn_out, resid_mid, norm2, rstd2, pre, act, mlp_out, dx, dnorm1, dqkv, dmid, dnorm2;
-                    int64_t vhat = -1, v_sqnorm = -1, qk_pre = -1, qk_rstd = -1, z0 = -1, p0 = -1; };
+                    int64_t vhat = -1, v_sqnorm = -1, qk_pre = -1, qk_rstd = -1, z0 = -1, p0 = -1, sum1 = -1, sum2 = -1; };
+  const bool post = cfg.norm_position == NormPosition::kPost;
   const int64_t BHT = int64_t(B) * H * T;
   const bool vscale = cfg.v_scale != VScaleMode::kOff;
   const bool vhat = cfg.v_scale == VScaleMode::kLearned || cfg.v_scale == VScaleMode::kFixed;
@@ -167,6 +201,10 @@ Layout::Layout(const ModelConfig& cfg, int batch)
       o.z0 = acts_arena_.reserve(BHT);
       o.p0 = acts_arena_.reserve(BHT);
     }
+    if (post) {
+      o.sum1 = acts_arena_.reserve(Nd);
+      o.sum2 = acts_arena_.reserve(Nd);
+    }
   }
   const int64_t hx = acts_arena_.reserve(Nd), hnorm = acts_arena_.reserve(Nd), hrstd = acts_arena_.reserve(N),
                 hlogits = acts_arena_.reserve(int64_t(N) * V), hlse = acts_arena_.reserve(N),
@@ -178,6 +216,15 @@ Layout::Layout(const ModelConfig& cfg, int batch)
   const int64_t s_dvhat = vscale ? acts_arena_.reserve(Nd) : -1;
   const int64_t s_dqk = cfg.qk_norm ? acts_arena_.reserve(2 * Nd) : -1;
   const int64_t s_dz0 = cfg.extra_key() ? acts_arena_.reserve(BHT) : -1;
+  const bool branch = post || cfg.residual_scale != 1.0f || cfg.embed_scale;
+  const int64_t s_dsum = post ? acts_arena_.reserve(Nd) : -1;
+  const int64_t s_dbranch = branch ? acts_arena_.reserve(Nd) : -1;
+  // σReparam's saved state per block: σ per matrix and v = W u / σ (rows of every matrix).
+  const std::vector<SigmaMatrix> smats = cfg.sigma_reparam ? sigma_matrices(cfg) : std::vector<SigmaMatrix>{};
+  int64_t sigma_rows = 0;
+  for (const SigmaMatrix& m : smats) sigma_rows += m.rows;
+  std::vector<int64_t> sigma_saved(size_t(L), -1);
+  for (int l = 0; l < L && !smats.empty(); ++l) sigma_saved[size_t(l)] = acts_arena_.reserve(int64_t(smats.size()) + sigma_rows);
   acts_arena_.allocate();
 
   Arena& A = acts_arena_;
@@ -208,6 +255,12 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     }
     if (o.z0 >= 0) a.z0 = A.at(o.z0);
     if (o.p0 >= 0) a.p0 = A.at(o.p0);
+    if (post) {
+      a.sum1 = MatView(A.at(o.sum1), N, d);
+      a.sum2 = MatView(A.at(o.sum2), N, d);
+      a.norm1 = a.x;  // the attention input is x itself
+      a.norm2 = a.resid_mid;
+    }
     BlockGrads& g = act_grads_[l];
     g.dx = MatView(A.at(o.dx), N, d);
     g.dnorm1 = MatView(A.at(o.dnorm1), N, d);
@@ -232,6 +285,59 @@ Layout::Layout(const ModelConfig& cfg, int batch)
   if (s_dvhat >= 0) scratch_.dvhat = MatView(A.at(s_dvhat), N, d);
   if (s_dqk >= 0) scratch_.dqk = MatView(A.at(s_dqk), N, 2 * d);
   if (s_dz0 >= 0) scratch_.dz0 = A.at(s_dz0);
+  if (s_dsum >= 0) scratch_.dsum = MatView(A.at(s_dsum), N, d);
+  if (s_dbranch >= 0) scratch_.dbranch = MatView(A.at(s_dbranch), N, d);
+
+  // σReparam: effective weights per block, one block's ∂L/∂Ŵ scratch, and the power-iteration scratch.
+  if (smats.empty()) return;
+  sigma_ = true;
+  const int64_t sz_qkv = 3 * int64_t(d) * d, sz_o = int64_t(d) * d, sz_in = int64_t(in_rows) * d, sz_down = int64_t(d) * F;
+  struct EffOff { int64_t qkv, o, in, down; };
+  std::vector<EffOff> eff_off(static_cast<size_t>(L));
+  for (EffOff& o : eff_off) o = {eff_.reserve(sz_qkv), eff_.reserve(sz_o), eff_.reserve(sz_in), eff_.reserve(sz_down)};
+  const int64_t g_qkv = eff_.reserve(sz_qkv), g_o = eff_.reserve(sz_o), g_in = eff_.reserve(sz_in),
+                g_down = eff_.reserve(sz_down), tmp = eff_.reserve(std::max<int64_t>(in_rows, 3 * int64_t(d)));
+  eff_.allocate();
+  block_eff_.resize(L);
+  sigma_views_.resize(L);
+  eff_grad_ = block_params_[0];
+  eff_grad_.w_qkv = MatView(eff_.at(g_qkv), 3 * d, d);
+  eff_grad_.w_o = MatView(eff_.at(g_o), d, d);
+  eff_grad_.w_in = MatView(eff_.at(g_in), in_rows, d);
+  eff_grad_.w_down = MatView(eff_.at(g_down), d, F);
+  sigma_tmp_ = eff_.at(tmp);
+  for (int l = 0; l < L; ++l) {
+    BlockParams& e = block_eff_[l];
+    e = block_params_[l];
+    const EffOff& o = eff_off[size_t(l)];
+    e.w_qkv = MatView(eff_.at(o.qkv), 3 * d, d);
+    e.w_o = MatView(eff_.at(o.o), d, d);
+    e.w_in = MatView(eff_.at(o.in), in_rows, d);
+    e.w_down = MatView(eff_.at(o.down), d, F);
+    const BlockParams &p = block_params_[l], &g = block_dparams_[l];
+    const std::string pre = "blocks." + std::to_string(l) + ".";
+    float* saved = A.at(sigma_saved[size_t(l)]);
+    float* v = saved + smats.size();
+    for (size_t k = 0; k < smats.size(); ++k) {
+      const SigmaMatrix& m = smats[k];
+      auto pick = [&](const BlockParams& b) {
+        const MatView full = m.fused == 0 ? b.w_qkv : m.fused == 1 ? b.w_o : m.fused == 2 ? b.w_in : b.w_down;
+        return MatView(full.row(m.row0), m.rows, m.cols, full.stride);
+      };
+      SigmaView sv;
+      sv.w = pick(p);
+      sv.w_eff = pick(e);
+      sv.dw = pick(g);
+      sv.dw_eff = pick(eff_grad_);
+      sv.gamma = params_.at(find(pre + m.name + ".sn_gamma"));
+      sv.dgamma = grads_.at(find(pre + m.name + ".sn_gamma"));
+      sv.u = params_.at(find(pre + m.name + ".sn_u"));
+      sv.sigma = saved + k;
+      sv.v = v;
+      v += m.rows;
+      sigma_views_[l].push_back(sv);
+    }
+  }
 }
 
 }  // namespace attnlab

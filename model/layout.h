@@ -167,7 +167,7 @@ class Layout {
   // σReparam: the effective weights of block l (matrices in σReparam's arena, everything else the
   // parameters); without σReparam simply block(l). The linear layers always multiply with these.
   const BlockParams& block_eff(int l) const { return sigma_ ? block_eff_[l] : block_params_[l]; }
-  const std::vector<SigmaView>& sigma_views(int l) const { return sigma_views_[l]; }  // empty when off
+  const std::vector<SigmaView>& sigma_views(int l) const { return sigma_ ? sigma_views_[l] : no_sigma_; }  // empty when off
   const BlockParams& eff_grad() const { return eff_grad_; }  // shared ∂L/∂Ŵ scratch (one block's matrices)
   float* sigma_tmp() const { return sigma_tmp_; }           // [max rows] power-iteration scratch
   const ScratchGrads& scratch() const { return scratch_; }
@@ -189,6 +189,7 @@ class Layout {
   Arena eff_;  // σReparam: effective weights of every block, the ∂L/∂Ŵ scratch and sigma_tmp
   std::vector<BlockParams> block_eff_;
   std::vector<std::vector<SigmaView>> sigma_views_;
+  std::vector<SigmaView> no_sigma_;
   BlockParams eff_grad_;
   float* sigma_tmp_ = nullptr;
 };

@@ -90,16 +90,31 @@ void sigma_reparam_backward(MatView dw, float* dgamma, ConstMatView dw_eff, Cons
 
 void sigma_reparam_power_step(float* u, ConstMatView w, float* tmp) {
   ATTNLAB_CHECK(u != nullptr && tmp != nullptr && w.rows > 0 && w.cols > 0, "sigma_reparam_power_step");
-  std::vector<double> ud(size_t(w.cols)), vd(size_t(w.rows));  // once per step and matrix, not per token
-  for (int c = 0; c < w.cols; ++c) ud[size_t(c)] = u[c];
-  matvec(vd.data(), w, ud.data());
-  const double nv = norm2(vd.data(), w.rows);
+  // v = W u / ‖W u‖ into tmp, then u ← Wᵀ v / ‖Wᵀ v‖ in place (u is not read after v is formed). Sums in
+  // double; no allocation (this runs once per training step).
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < w.rows; ++r) {
+    const float* wr = w.row(r);
+    double acc = 0.0;
+    for (int c = 0; c < w.cols; ++c) acc += double(wr[c]) * double(u[c]);
+    tmp[r] = float(acc);
+  }
+  double nv = 0.0;
+  for (int r = 0; r < w.rows; ++r) nv += double(tmp[r]) * double(tmp[r]);
   ATTNLAB_CHECK(nv > 0.0, "sigma_reparam_power_step: W u = 0");
-  for (int r = 0; r < w.rows; ++r) vd[size_t(r)] /= nv, tmp[r] = float(vd[size_t(r)]);
-  matvec_t(ud.data(), w, vd.data());
-  const double nu = norm2(ud.data(), w.cols);
+  const float inv_v = float(1.0 / std::sqrt(nv));
+  for (int r = 0; r < w.rows; ++r) tmp[r] *= inv_v;
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < w.cols; ++c) {
+    double acc = 0.0;  // one column per iteration, rows in order: deterministic
+    for (int r = 0; r < w.rows; ++r) acc += double(w.row(r)[c]) * double(tmp[r]);
+    u[c] = float(acc);
+  }
+  double nu = 0.0;
+  for (int c = 0; c < w.cols; ++c) nu += double(u[c]) * double(u[c]);
   ATTNLAB_CHECK(nu > 0.0, "sigma_reparam_power_step: Wᵀ v = 0");
-  for (int c = 0; c < w.cols; ++c) u[c] = float(ud[size_t(c)] / nu);
+  const float inv_u = float(1.0 / std::sqrt(nu));
+  for (int c = 0; c < w.cols; ++c) u[c] *= inv_u;
 }
 
 double sigma_reparam_init(float* u, ConstMatView w) {

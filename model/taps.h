@@ -10,8 +10,9 @@
 namespace attnlab {
 
 enum class Tap : uint8_t {
-  kAttnScores,  // pre-softmax attention logits of one layer, [B*H*T, T], scaled by 1/sqrt(d_head), unmasked
-                // entries above the diagonal are undefined (forward, before softmax overwrites them)
+  kAttnScores,  // pre-softmax attention logits of one layer, [B*H*T, T], scaled by 1/sqrt(d_head) (and by 1/τ
+                // inside an attention-temperature window, model/TOGGLES.md); entries above the diagonal are
+                // undefined (forward, before softmax overwrites them)
   kLogits,      // output logits [B*T, vocab] (forward; the buffer is later overwritten by its gradient)
   kCount
 };

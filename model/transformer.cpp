@@ -10,6 +10,7 @@
 #include "model/qk_norm.h"
 #include "model/rmsnorm.h"
 #include "model/rng.h"
+#include "model/sigma_reparam.h"
 #include "model/vscale.h"
 
 namespace attnlab {
@@ -37,6 +38,60 @@ void copy_into(MatView dst, ConstMatView src) {
 void zero(MatView m) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < m.rows; ++n) std::memset(m.row(n), 0, sizeof(float) * size_t(m.cols));
+}
+
+// out = a + alpha·b (residual_scale); alpha == 1 is exactly add_forward.
+void residual_add(MatView out, ConstMatView a, ConstMatView b, float alpha) {
+  if (alpha == 1.0f) {
+    add_forward(out, a, b);
+    return;
+  }
+  ATTNLAB_CHECK(same_shape(out, a) && same_shape(out, b), "residual_add shapes");
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < out.rows; ++n) {
+    float* o = out.row(n);
+    const float *x = a.row(n), *y = b.row(n);
+#pragma omp simd
+    for (int c = 0; c < out.cols; ++c) o[c] = x[c] + alpha * y[c];
+  }
+}
+
+// dst = alpha·src.
+void scale_into(MatView dst, ConstMatView src, float alpha) {
+  ATTNLAB_CHECK(same_shape(dst, src), "scale_into shapes");
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < dst.rows; ++n) {
+    float* o = dst.row(n);
+    const float* x = src.row(n);
+#pragma omp simd
+    for (int c = 0; c < dst.cols; ++c) o[c] = alpha * x[c];
+  }
+}
+
+// dst += src.
+void add_into(MatView dst, ConstMatView src) {
+  ATTNLAB_CHECK(same_shape(dst, src), "add_into shapes");
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < dst.rows; ++n) {
+    float* o = dst.row(n);
+    const float* x = src.row(n);
+#pragma omp simd
+    for (int c = 0; c < dst.cols; ++c) o[c] += x[c];
+  }
+}
+
+// Sink token: rows n ≡ 0 (mod T) of x get the vector r; backward dr += Σ of those rows of dx.
+void sink_token_forward(MatView x, ConstVecView r, int T) {
+  ATTNLAB_CHECK(r.n == x.cols && T > 0 && x.rows % T == 0, "sink_token_forward shapes");
+  for (int n = 0; n < x.rows; n += T) std::memcpy(x.row(n), r.p, sizeof(float) * size_t(x.cols));
+}
+void sink_token_backward(VecView dr, ConstMatView dx, int T) {
+  ATTNLAB_CHECK(dr.n == dx.cols && T > 0 && dx.rows % T == 0, "sink_token_backward shapes");
+  for (int c = 0; c < dx.cols; ++c) {
+    double acc = 0.0;
+    for (int n = 0; n < dx.rows; n += T) acc += double(dx.row(n)[c]);
+    dr[c] += float(acc);
+  }
 }
 
 }  // namespace
@@ -81,6 +136,9 @@ void Transformer::init_params(uint64_t seed) {
         break;
     }
   }
+  // σReparam: u = W's top right singular vector and γ = σ_max(W), so that Ŵ = W at init.
+  for (int l = 0; l < cfg_.n_layer; ++l)
+    for (const SigmaView& sv : layout_.sigma_views(l)) *sv.gamma = float(sigma_reparam_init(sv.u, sv.w));
 }
 
 float Transformer::v_scale_c(int layer, int head) const {
@@ -92,7 +150,7 @@ float Transformer::v_scale_c(int layer, int head) const {
 void Transformer::zero_grad() { std::memset(layout_.grads(), 0, sizeof(float) * size_t(layout_.n_params())); }
 
 double Transformer::flops_per_token() const {
-  const double d = cfg_.d_model, F = cfg_.hidden(), V = cfg_.vocab, L = cfg_.n_layer, T = cfg_.seq_len;
+  const double d = cfg_.d_model, F = cfg_.hidden(), V = cfg_.vocab, L = cfg_.n_layer, T = cfg_.context_len();
   const double mlp = cfg_.mlp == MlpKind::kSwiGLU ? 3.0 * d * F : 2.0 * d * F;
   const double n_matmul = L * (4.0 * d * d + mlp) + V * d;
   return 6.0 * n_matmul + 12.0 * L * T * d;
@@ -100,13 +158,27 @@ double Transformer::flops_per_token() const {
 
 double Transformer::forward(const int32_t* inputs, const int32_t* targets) {
   Layout& y = layout_;
-  std::memcpy(inputs_.data(), inputs, sizeof(int32_t) * size_t(y.N));
-  std::memcpy(targets_.data(), targets, sizeof(int32_t) * size_t(y.N));
   const HeadParams& hp = y.head();
   const HeadActs& ha = y.head_acts();
-
   MatView x0 = y.acts(0).x;
-  embedding_forward(x0, inputs_.data(), hp.tok_emb);
+  if (!cfg_.sink_token) {
+    std::memcpy(inputs_.data(), inputs, sizeof(int32_t) * size_t(y.N));
+    std::memcpy(targets_.data(), targets, sizeof(int32_t) * size_t(y.N));
+    embedding_forward(x0, inputs_.data(), hp.tok_emb);
+  } else {
+    // Position 0 of each sequence is the sink token (token id and target −1: never embedded, no loss);
+    // the seq_len data tokens follow at positions 1..T−1.
+    const int T = y.T, Td = T - 1;
+    for (int b = 0; b < y.B; ++b) {
+      inputs_[size_t(b) * T] = -1;
+      targets_[size_t(b) * T] = -1;
+      std::memcpy(&inputs_[size_t(b) * T + 1], inputs + size_t(b) * Td, sizeof(int32_t) * size_t(Td));
+      std::memcpy(&targets_[size_t(b) * T + 1], targets + size_t(b) * Td, sizeof(int32_t) * size_t(Td));
+      embedding_forward(MatView(x0.row(b * T + 1), Td, y.d), &inputs_[size_t(b) * T + 1], hp.tok_emb);
+    }
+    sink_token_forward(x0, hp.sink_token, T);
+  }
+  if (cfg_.embed_scale) scale_into(x0, x0, std::sqrt(float(y.d)));
   if (cfg_.pos == PosEncoding::kSinusoidal) sinusoidal_forward(x0, ha.pos);
   for (int l = 0; l < y.L; ++l) block_forward(l);
 
@@ -123,34 +195,56 @@ double Transformer::forward(const int32_t* inputs, const int32_t* targets) {
 void Transformer::block_forward(int l) {
   Layout& y = layout_;
   const BlockParams& p = y.block(l);
+  const BlockParams& w = y.block_eff(l);  // the matrices the linears use (Ŵ under σReparam, else p)
   const BlockActs& a = y.acts(l);
   const MatView out = l + 1 < y.L ? y.acts(l + 1).x : y.head_acts().x;
+  const bool post = cfg_.norm_position == NormPosition::kPost;
+  const float alpha = cfg_.residual_scale, eps = cfg_.norm_eps;
+  for (const SigmaView& sv : y.sigma_views(l)) sigma_reparam_forward(sv.w_eff, {sv.sigma, sv.v}, sv.w, *sv.gamma, sv.u);
 
-  rmsnorm_forward(a.norm1, {a.rstd1}, a.x, p.attn_norm_g, cfg_.norm_eps);
-  linear_forward(qkv_plan_, a.qkv, a.norm1, p.w_qkv);
+  // Attention: pre-norm x + α·Attn(N(x)); post-norm N(x + α·Attn(x)) (norm1 then aliases x).
+  if (!post) rmsnorm_forward(a.norm1, {a.rstd1}, a.x, p.attn_norm_g, eps);
+  linear_forward(qkv_plan_, a.qkv, a.norm1, w.w_qkv);
   if (cfg_.qk_norm) {  // before RoPE: the norm sees the projection's output
     copy_into(a.qk_pre, a.qkv.col_block(0, 2 * y.d));
-    head_rmsnorm_forward(a.qkv.col_block(0, y.d), {a.q_rstd}, a.qk_pre.col_block(0, y.d), p.q_norm_g, cfg_.norm_eps);
-    head_rmsnorm_forward(a.qkv.col_block(y.d, y.d), {a.k_rstd}, a.qk_pre.col_block(y.d, y.d), p.k_norm_g,
-                         cfg_.norm_eps);
+    head_rmsnorm_forward(a.qkv.col_block(0, y.d), {a.q_rstd}, a.qk_pre.col_block(0, y.d), p.q_norm_g, eps);
+    head_rmsnorm_forward(a.qkv.col_block(y.d, y.d), {a.k_rstd}, a.qk_pre.col_block(y.d, y.d), p.k_norm_g, eps);
   }
   if (cfg_.pos == PosEncoding::kRope) rope_forward(a.qkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
   attention_core_forward(l);
-  linear_forward(o_plan_, a.attn_out, a.att, p.w_o);
-  add_forward(a.resid_mid, a.x, a.attn_out);
+  linear_forward(o_plan_, a.attn_out, a.att, w.w_o);
+  if (post) {
+    residual_add(a.sum1, a.x, a.attn_out, alpha);
+    rmsnorm_forward(a.resid_mid, {a.rstd1}, a.sum1, p.attn_norm_g, eps);
+  } else {
+    residual_add(a.resid_mid, a.x, a.attn_out, alpha);
+  }
 
-  rmsnorm_forward(a.norm2, {a.rstd2}, a.resid_mid, p.mlp_norm_g, cfg_.norm_eps);
-  linear_forward(in_plan_, a.pre, a.norm2, p.w_in);
+  // MLP, the same way (post-norm: norm2 aliases resid_mid).
+  if (!post) rmsnorm_forward(a.norm2, {a.rstd2}, a.resid_mid, p.mlp_norm_g, eps);
+  linear_forward(in_plan_, a.pre, a.norm2, w.w_in);
   if (cfg_.mlp == MlpKind::kSwiGLU) {
     swiglu_forward(a.act, a.pre);
   } else {
     gelu_forward(a.act, a.pre);
   }
-  linear_forward(down_plan_, a.mlp_out, a.act, p.w_down);
-  add_forward(out, a.resid_mid, a.mlp_out);
+  linear_forward(down_plan_, a.mlp_out, a.act, w.w_down);
+  if (post) {
+    residual_add(a.sum2, a.resid_mid, a.mlp_out, alpha);
+    rmsnorm_forward(out, {a.rstd2}, a.sum2, p.mlp_norm_g, eps);
+  } else {
+    residual_add(out, a.resid_mid, a.mlp_out, alpha);
+  }
 }
 
-void Transformer::set_step(int64_t step) { step_ = step; }
+void Transformer::set_step(int64_t step) {
+  step_ = step;
+  // σReparam's one power-iteration step per training step: the first time each new step is set.
+  if (!cfg_.sigma_reparam || step <= last_power_step_) return;
+  last_power_step_ = step;
+  for (int l = 0; l < cfg_.n_layer; ++l)
+    for (const SigmaView& sv : layout_.sigma_views(l)) sigma_reparam_power_step(sv.u, sv.w, layout_.sigma_tmp());
+}
 
 float Transformer::temperature_factor() const {
   if (cfg_.attn_temperature == 1.0f) return 1.0f;
@@ -263,22 +357,58 @@ void Transformer::backward(float loss_scale) {
   rmsnorm_backward(dxL, hg.final_norm_g, s.dnormf, ha.x, hp.final_norm_g, {ha.rstdf});
   for (int l = y.L - 1; l >= 0; --l) block_backward(l);
   // Sinusoidal PE has no parameters: its backward passes dx0 through unchanged to the embedding.
-  embedding_backward(hg.tok_emb, y.act_grads(0).dx, inputs_.data());
+  ConstMatView dx0 = y.act_grads(0).dx;
+  if (cfg_.embed_scale) {
+    scale_into(s.dbranch, dx0, std::sqrt(float(y.d)));
+    dx0 = s.dbranch;
+  }
+  if (!cfg_.sink_token) {
+    embedding_backward(hg.tok_emb, dx0, inputs_.data());
+  } else {
+    const int T = y.T;
+    for (int b = 0; b < y.B; ++b)
+      embedding_backward(hg.tok_emb, ConstMatView(dx0.row(b * T + 1), T - 1, y.d), &inputs_[size_t(b) * T + 1]);
+    sink_token_backward(hg.sink_token, dx0, T);
+  }
 }
 
 void Transformer::block_backward(int l) {
   Layout& y = layout_;
   const BlockParams& p = y.block(l);
+  const BlockParams& w = y.block_eff(l);
   const BlockParams& g = y.block_grad(l);
   const BlockActs& a = y.acts(l);
   const BlockGrads& ag = y.act_grads(l);
   const ScratchGrads& s = y.scratch();
   const MatView dout = y.act_grads(l + 1).dx;  // ∂L/∂(block output)
+  const bool post = cfg_.norm_position == NormPosition::kPost;
+  const bool sigma = cfg_.sigma_reparam;
+  const float alpha = cfg_.residual_scale;
+  // Under σReparam the linears' weight gradients are ∂L/∂Ŵ, into a zeroed scratch, mapped to ∂L/∂W, ∂L/∂γ below.
+  const BlockParams& gw = sigma ? y.eff_grad() : g;
+  if (sigma) {
+    zero(gw.w_qkv);
+    zero(gw.w_o);
+    zero(gw.w_in);
+    zero(gw.w_down);
+  }
+  // What a branch receives from the residual gradient dr: α·dr (dr itself when α = 1).
+  auto branch = [&](ConstMatView dr) -> ConstMatView {
+    if (alpha == 1.0f) return dr;
+    scale_into(s.dbranch, dr, alpha);
+    return s.dbranch;
+  };
 
-  // MLP branch: out = resid_mid + W_down·act(W_in·RMSNorm(resid_mid)).
-  copy_into(ag.dresid_mid, dout);
+  // MLP branch: out = resid_mid + α·W_down·act(W_in·RMSNorm(resid_mid)); post-norm: out = RMSNorm(that).
+  ConstMatView dsum = dout;
+  if (post) {
+    zero(s.dsum);
+    rmsnorm_backward(s.dsum, g.mlp_norm_g, dout, a.sum2, p.mlp_norm_g, {a.rstd2});
+    dsum = s.dsum;
+  }
+  copy_into(ag.dresid_mid, dsum);
   zero(s.dact);
-  linear_backward(down_plan_, s.dact, g.w_down, dout, a.act, p.w_down);
+  linear_backward(down_plan_, s.dact, gw.w_down, branch(dsum), a.act, w.w_down);
   zero(s.dpre);
   if (cfg_.mlp == MlpKind::kSwiGLU) {
     swiglu_backward(s.dpre, s.dact, a.pre);
@@ -286,12 +416,22 @@ void Transformer::block_backward(int l) {
     gelu_backward(s.dpre, s.dact, a.pre);
   }
   zero(ag.dnorm2);
-  linear_backward(in_plan_, ag.dnorm2, g.w_in, s.dpre, a.norm2, p.w_in);
-  rmsnorm_backward(ag.dresid_mid, g.mlp_norm_g, ag.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
+  linear_backward(in_plan_, ag.dnorm2, gw.w_in, s.dpre, a.norm2, w.w_in);
+  if (post) {
+    add_into(ag.dresid_mid, ag.dnorm2);  // the MLP input is resid_mid itself
+  } else {
+    rmsnorm_backward(ag.dresid_mid, g.mlp_norm_g, ag.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
+  }
 
-  // Attention branch: resid_mid = x + W_o·Attn(RoPE(W_qkv·RMSNorm(x))).
+  // Attention branch: resid_mid = x + α·W_o·Attn(RoPE(W_qkv·RMSNorm(x))); post-norm: RMSNorm(x + α·W_o·Attn(x)).
+  dsum = ag.dresid_mid;
+  if (post) {
+    zero(s.dsum);
+    rmsnorm_backward(s.dsum, g.attn_norm_g, ag.dresid_mid, a.sum1, p.attn_norm_g, {a.rstd1});
+    dsum = s.dsum;
+  }
   zero(s.datt);
-  linear_backward(o_plan_, s.datt, g.w_o, ag.dresid_mid, a.att, p.w_o);
+  linear_backward(o_plan_, s.datt, gw.w_o, branch(dsum), a.att, w.w_o);
   zero(ag.dqkv);
   attention_core_backward(l);
   if (cfg_.pos == PosEncoding::kRope) rope_backward(ag.dqkv.col_block(0, 2 * y.d), rope_, 2 * y.H);
@@ -304,9 +444,15 @@ void Transformer::block_backward(int l) {
     copy_into(ag.dqkv.col_block(0, 2 * y.d), s.dqk);
   }
   zero(ag.dnorm1);
-  linear_backward(qkv_plan_, ag.dnorm1, g.w_qkv, ag.dqkv, a.norm1, p.w_qkv);
-  copy_into(ag.dx, ag.dresid_mid);
-  rmsnorm_backward(ag.dx, g.attn_norm_g, ag.dnorm1, a.x, p.attn_norm_g, {a.rstd1});
+  linear_backward(qkv_plan_, ag.dnorm1, gw.w_qkv, ag.dqkv, a.norm1, w.w_qkv);
+  copy_into(ag.dx, dsum);
+  if (post) {
+    add_into(ag.dx, ag.dnorm1);  // the attention input is x itself
+  } else {
+    rmsnorm_backward(ag.dx, g.attn_norm_g, ag.dnorm1, a.x, p.attn_norm_g, {a.rstd1});
+  }
+  for (const SigmaView& sv : y.sigma_views(l))
+    sigma_reparam_backward(sv.dw, sv.dgamma, sv.dw_eff, sv.w, *sv.gamma, sv.u, {sv.sigma, sv.v});
 }
 
 }  // namespace attnlab

@@ -86,6 +86,7 @@ class Transformer {
   int n_valid_ = 0;
   double last_ce_ = 0.0, last_z_ = 0.0;
   int64_t step_ = 0;
+  int64_t last_power_step_ = -1;  // σReparam: the last step whose power iteration ran
   float inv_tau_ = 1.0f;  // the temperature factor of the last forward
   TapObserver* taps_ = nullptr;
 };

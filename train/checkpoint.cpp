@@ -1,5 +1,7 @@
 #include "train/checkpoint.h"
 
+#include "model/toggles.h"
+
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -25,6 +27,8 @@ std::string model_signature(const ModelConfig& c) {
      << " seq_len=" << c.seq_len << " mlp=" << (c.mlp == MlpKind::kSwiGLU ? "swiglu" : "gelu")
      << " mlp_hidden=" << c.hidden() << " pos=" << pos_name(c.pos) << " rope_base=" << c.rope_base
      << " tied_head=" << (c.tied_head ? "true" : "false") << " norm_eps=" << c.norm_eps;
+  const std::string toggles = toggle_signature(c);  // empty with every toggle off
+  if (!toggles.empty()) os << " " << toggles;
   return os.str();
 }
 

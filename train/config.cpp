@@ -168,6 +168,10 @@ struct EnumTable<VScaleMode> {
                                                     {VScaleMode::kBackwardOnly, "backward_only"}};
 };
 template <>
+struct EnumTable<NormPosition> {
+  static constexpr EnumName<NormPosition> kNames[] = {{NormPosition::kPre, "pre"}, {NormPosition::kPost, "post"}};
+};
+template <>
 struct EnumTable<DataSource> {
   static constexpr EnumName<DataSource> kNames[] = {{DataSource::kFile, "file"},
                                                     {DataSource::kBigramBackcopy, "bigram_backcopy"},
@@ -474,6 +478,11 @@ const std::vector<Field>& fields() {
       field(&R::model, "model", "attn_temperature", &M::attn_temperature),
       field(&R::model, "model", "attn_temperature_start", &M::attn_temperature_start),
       field(&R::model, "model", "attn_temperature_end", &M::attn_temperature_end),
+      field(&R::model, "model", "residual_scale", &M::residual_scale),
+      field(&R::model, "model", "embed_scale", &M::embed_scale),
+      field(&R::model, "model", "norm_position", &M::norm_position),
+      field(&R::model, "model", "sink_token", &M::sink_token),
+      field(&R::model, "model", "sigma_reparam", &M::sigma_reparam),
       field(&R::data, "data", "source", &D::source),
       field(&R::data, "data", "path", &D::path),
       field(&R::data, "data", "val_fraction", &D::val_fraction),
@@ -735,7 +744,8 @@ std::string kv(const char* path, const T& v) {
 // The model toggles (model/TOGGLES.md): ranges, and combinations that cannot work together.
 // A dependent key is an error only when it differs from its default, never merely for being present: a
 // resolved config (dump_config) lists every key and must load back.
-void validate_toggles(Problems& p, const ModelConfig& m) {
+void validate_toggles(Problems& p, const RunConfig& c) {
+  const ModelConfig& m = c.model;
   // V-scale
   if (!std::isfinite(m.v_scale_theta) || std::fabs(m.v_scale_theta) > 50.0f)
     p.add({"model.v_scale_theta"}, kv("model.v_scale_theta", m.v_scale_theta) +
@@ -776,6 +786,17 @@ void validate_toggles(Problems& p, const ModelConfig& m) {
     p.add({"model.attn_temperature_start", "model.attn_temperature_end", "model.attn_temperature"},
           "model.attn_temperature_start/end set a window, but " + kv("model.attn_temperature", m.attn_temperature) +
               " leaves the logits unchanged; set model.attn_temperature (τ != 1)");
+  // Residual branches
+  if (!(std::isfinite(m.residual_scale) && m.residual_scale >= 0.0f))
+    p.add({"model.residual_scale"}, kv("model.residual_scale", m.residual_scale) +
+                                        " must be >= 0 (α in x + α·f(N(x)); 1 is the plain model, 0 makes every block the identity)");
+  // Sink token: the model processes seq_len + 1 positions per sequence; B·(seq_len + 1) rows must fit.
+  if (m.sink_token && m.seq_len >= 1 && c.train.batch >= 1 &&
+      int64_t(c.train.batch) * (int64_t(m.seq_len) + 1) > int64_t(INT_MAX))
+    p.add({"model.sink_token", "model.seq_len", "train.batch"},
+          "model.sink_token=true makes the context model.seq_len + 1 = " + std::to_string(int64_t(m.seq_len) + 1) +
+              " positions, and " + kv("train.batch", c.train.batch) + " × that no longer fits the row count limit " +
+              std::to_string(INT_MAX));
 }
 
 void validate_impl(const RunConfig& c, const Origins* origins, const std::string& source) {
@@ -823,7 +844,7 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   real_check("model.rope_base", m.rope_base, m.rope_base > 1.0f, "must be > 1");
   real_check("model.norm_eps", m.norm_eps, m.norm_eps > 0.0f, "must be > 0");
   real_check("model.init_std", m.init_std, m.init_std > 0.0f, "must be > 0");
-  validate_toggles(p, m);
+  validate_toggles(p, c);
 
   // optim and schedule
   real_check("optim.lr", o.lr, o.lr > 0.0f, "must be > 0");

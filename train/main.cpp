@@ -13,8 +13,10 @@
 #include "train/config.h"
 #include "train/data.h"
 #include "train/grads.h"
+#include "train/repro.h"
 #include "train/run.h"
 #include "train/safetensors.h"
+#include "train/sweep.h"
 
 namespace {
 
@@ -27,6 +29,10 @@ const char* kUsage =
     "                [--steps N] [--repeats N] [--json]\n"
     "  attnlab bench CONFIG.yaml [--set ...] [--threads ...]\n"
     "  attnlab config CONFIG.yaml [--set ...]      print the resolved config\n"
+    "  attnlab sweep SWEEP.yaml [--out DIR] [--jobs N] [--threads N] [--set key=value ...] [--dry-run]\n"
+    "  attnlab repro NAME|DIR [--budget quick|full] [--out DIR] [--jobs N] [--threads N] [--no-report]\n"
+    "  attnlab repro --list                        the reproductions under experiments/\n"
+    "  attnlab report RUN_OR_SWEEP... [--out DIR]  HTML page and figures (experiments/report/report.py)\n"
     "See README.md for the config keys, the run directory and the metrics schema.\n";
 
 struct UsageError : std::runtime_error {
@@ -149,6 +155,57 @@ int cmd_config(Args& a) {
   return 0;
 }
 
+int cmd_sweep(Args& a, const std::string& self) {
+  std::string path;
+  std::vector<std::string> extra;
+  attnlab::SweepOptions o;
+  o.exe = self;
+  for (; !a.done(); ++a.i) {
+    const std::string& s = a.v[a.i];
+    if (s == "--out") o.out_dir = a.next_value(s);
+    else if (s == "--jobs") o.jobs = parse_int_list(s, a.next_value(s)).at(0);
+    else if (s == "--threads") o.threads = parse_int_list(s, a.next_value(s)).at(0);
+    else if (s == "--set") extra.push_back(a.next_value(s));
+    else if (s == "--dry-run") o.dry_run = true;
+    else if (!s.empty() && s[0] == '-') throw UsageError("sweep: unknown option " + s);
+    else if (path.empty()) path = s;
+    else throw UsageError("sweep: unexpected argument " + s);
+  }
+  if (path.empty()) throw UsageError("sweep: SWEEP.yaml is required");
+  return attnlab::run_sweep(attnlab::load_sweep(path, extra), o).exit_code;
+}
+
+int cmd_repro(Args& a, const std::string& self) {
+  attnlab::ReproCommand c;
+  c.exe = self;
+  bool list = false;
+  for (; !a.done(); ++a.i) {
+    const std::string& s = a.v[a.i];
+    if (s == "--budget") c.budget = a.next_value(s);
+    else if (s == "--out") c.out_dir = a.next_value(s);
+    else if (s == "--jobs") c.jobs = parse_int_list(s, a.next_value(s)).at(0);
+    else if (s == "--threads") c.threads = parse_int_list(s, a.next_value(s)).at(0);
+    else if (s == "--no-report") c.report = false;
+    else if (s == "--list") list = true;
+    else if (!s.empty() && s[0] == '-') throw UsageError("repro: unknown option " + s);
+    else if (c.name.empty()) c.name = s;
+    else throw UsageError("repro: unexpected argument " + s);
+  }
+  if (list) {
+    for (const auto& n : attnlab::list_repros(attnlab::attnlab_home())) std::printf("%s\n", n.c_str());
+    return 0;
+  }
+  if (c.name.empty()) throw UsageError("repro: NAME is required (attnlab repro --list shows them)");
+  return attnlab::run_repro(c);
+}
+
+// The real path of this executable: children started through it must not depend on argv[0] or the cwd.
+std::string self_exe(const char* argv0) {
+  char self[4096] = {0};
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  return n > 0 ? std::string(self, size_t(n)) : std::string(argv0);
+}
+
 // libgomp reads its environment once, when it is loaded, so the threading defaults below can only take
 // effect in a fresh image: set them (unless the user set them) and re-exec once. Idle OpenMP threads
 // spin for a bounded time and then sleep, which keeps a step fast on an idle machine and stops a busy
@@ -182,18 +239,21 @@ int main(int argc, char** argv) {
   try {
     if (verb == "train") return cmd_train(a, std::vector<std::string>(argv, argv + argc));
     if (verb == "grads") return cmd_grads(a);
-    if (verb == "bench") {
-      char self[4096] = {0};  // the real path: "/proc/self/exe" inside popen's shell is the shell
-      const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-      return cmd_bench(a, n > 0 ? std::string(self, size_t(n)) : std::string(argv[0]));
-    }
+    // The real path: "/proc/self/exe" inside popen's shell is the shell.
+    if (verb == "bench") return cmd_bench(a, self_exe(argv[0]));
     if (verb == "config") return cmd_config(a);
+    if (verb == "sweep") return cmd_sweep(a, self_exe(argv[0]));
+    if (verb == "repro") return cmd_repro(a, self_exe(argv[0]));
+    if (verb == "report") attnlab::exec_report(a.v);  // replaces this process
     throw UsageError("unknown command '" + verb + "'");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "attnlab: %s\n%s", e.what(), kUsage);
     return 2;
   } catch (const attnlab::ConfigError& e) {
     std::fprintf(stderr, "attnlab: config error: %s\n", e.what());
+    return 2;
+  } catch (const attnlab::ClaimError& e) {
+    std::fprintf(stderr, "attnlab: claim error: %s\n", e.what());
     return 2;
   } catch (const attnlab::DataError& e) {
     std::fprintf(stderr, "attnlab: data error: %s\n", e.what());

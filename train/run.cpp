@@ -147,7 +147,8 @@ int run_train(const TrainCommand& cmd) {
     const double tok_s = double(tokens) / s.seconds;
     tok_s_ema = tok_s_ema == 0.0 ? tok_s : 0.9 * tok_s_ema + 0.1 * tok_s;
     if (step % cfg.train.log_every == 0 || step == cfg.train.steps || !s.finite)
-      files.metric_train(step, s.loss, s.lr, s.grad_norm, s.clipped, tok_s, s.seconds * 1e3);
+      files.metric_train(step, s.loss, s.lr, s.grad_norm, s.clipped, tok_s, s.seconds * 1e3, cfg.model.z_loss > 0,
+                         s.z_loss);
     if (!s.finite) {
       std::ostringstream os;
       os << "non-finite " << (std::isfinite(s.loss) ? "gradient norm" : "loss") << " at step " << step

@@ -181,12 +181,13 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
 }
 
 void RunFiles::metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
-                            double ms) {
+                            double ms, bool z_loss_on, double z_loss) {
   last_loss_ = loss;
+  const std::string z = z_loss_on ? ",\"z_loss\":" + num(z_loss) : "";
   std::fprintf(metrics_,
-               "{\"step\":%lld,\"kind\":\"train\",\"loss\":%s,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,"
+               "{\"step\":%lld,\"kind\":\"train\",\"loss\":%s%s,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,"
                "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f}\n",
-               (long long)step, num(loss).c_str(), num(lr).c_str(), num(grad_norm).c_str(),
+               (long long)step, num(loss).c_str(), z.c_str(), num(lr).c_str(), num(grad_norm).c_str(),
                clipped ? "true" : "false", tok_s, ms);
   std::fflush(metrics_);
   std::fflush(csv_);

@@ -28,8 +28,9 @@ class RunFiles : public MetricSink {
   // Drops metrics and events recorded after `step` (resume), then opens both for appending.
   void truncate_after(int64_t step);
 
+  // z_loss is written only when z_loss_on (model.z_loss > 0), keeping the default schema unchanged.
   void metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
-                    double ms);
+                    double ms, bool z_loss_on = false, double z_loss = 0.0);
   void metric_eval(int64_t step, double val_loss);
   void event(int64_t step, const std::string& kind, const std::string& message);
   // MetricSink: instrumentation records go to metrics.jsonl and metrics.csv; events to events.jsonl.

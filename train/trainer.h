@@ -16,7 +16,8 @@ namespace attnlab {
 
 struct StepStats {
   int64_t step = 0;        // 0-based index of the step just taken
-  double loss = 0.0;       // mean training loss over the step's micro-batches
+  double loss = 0.0;       // mean training cross-entropy over the step's micro-batches
+  double z_loss = 0.0;     // mean z-loss term (0 unless model.z_loss > 0); the objective is loss + z_loss
   float lr = 0.0f;         // learning rate used
   double grad_norm = 0.0;  // global gradient norm before clipping
   bool clipped = false;    // whether clipping scaled the gradients

@@ -28,7 +28,23 @@ import torch.nn.functional as F
 
 
 # The model toggles of model/TOGGLES.md (attnlab's ModelConfig defaults: everything off).
-TOGGLE_DEFAULTS = dict(v_scale="off", v_scale_theta=0.0)
+TOGGLE_DEFAULTS = dict(v_scale="off", v_scale_theta=0.0, qk_norm=False, z_loss=0.0, softmax_plus_one=False,
+                       sink_logit=False, attn_bias_kv=False, sigmoid_attn=False, sigmoid_attn_bias=False,
+                       attn_temperature=1.0, attn_temperature_start=0, attn_temperature_end=0, residual_scale=1.0,
+                       embed_scale=False, norm_position="pre", sink_token=False, sigma_reparam=False,
+                       step=0)  # step: what attnlab's Transformer::set_step last received (0 in `attnlab grads`)
+
+
+def toggles_on(cfg):
+    """Toggles other than V-scale (only the unfused model implements them)."""
+    return any(cfg[k] != v for k, v in TOGGLE_DEFAULTS.items() if k not in ("v_scale", "v_scale_theta", "step"))
+
+
+def sigma_matrices(cfg):
+    """attnlab's σReparam matrices per block: attribute name of the weight, attnlab name."""
+    m = [("w_q", "attn.w_q"), ("w_k", "attn.w_k"), ("w_v", "attn.w_v"), ("w_o", "attn.w_o")]
+    m += [("w_gate", "mlp.w_gate")] if cfg["mlp"] == "swiglu" else []
+    return m + [("w_up", "mlp.w_up"), ("w_down", "mlp.w_down")]
 
 
 def model_config(**kw):
@@ -46,6 +62,11 @@ def model_config(**kw):
         raise ValueError(f"pos must be rope, sinusoidal or none, got {cfg['pos']!r}")
     if cfg["v_scale"] not in ("off", "learned", "fixed", "backward_only"):
         raise ValueError(f"v_scale must be off, learned, fixed or backward_only, got {cfg['v_scale']!r}")
+    if cfg["norm_position"] not in ("pre", "post"):
+        raise ValueError(f"norm_position must be pre or post, got {cfg['norm_position']!r}")
+    for k in ("qk_norm", "softmax_plus_one", "sink_logit", "attn_bias_kv", "sigmoid_attn", "sigmoid_attn_bias",
+              "embed_scale", "sink_token", "sigma_reparam"):
+        cfg[k] = bool(cfg[k])
     if cfg["d_model"] % cfg["n_head"] != 0:
         raise ValueError("d_model must be divisible by n_head")
     if cfg["pos"] == "rope" and (cfg["d_model"] // cfg["n_head"]) % 2 != 0:
@@ -145,6 +166,13 @@ class Model(torch.nn.Module):
             blk.w_o = P(d, d)
             if cfg["v_scale"] != "off":
                 blk.v_scale_theta = P(cfg["n_head"])  # trained only when learned (forward detaches it)
+            dh_ = d // cfg["n_head"]
+            if cfg["qk_norm"]:
+                blk.q_norm_g, blk.k_norm_g = P(dh_), P(dh_)
+            if cfg["sink_logit"]:
+                blk.sink_logit = P(cfg["n_head"])
+            if cfg["attn_bias_kv"]:
+                blk.k_bias, blk.v_bias = P(cfg["n_head"], dh_), P(cfg["n_head"], dh_)
             blk.mlp_norm_g = P(d)
             if cfg["mlp"] == "swiglu":
                 if fused:
@@ -154,11 +182,23 @@ class Model(torch.nn.Module):
             else:
                 blk.w_up = P(Fh, d)
             blk.w_down = P(d, Fh)
+            if cfg["sigma_reparam"]:
+                if fused:
+                    raise ValueError("sigma_reparam needs the unfused model")
+                for attr, _ in sigma_matrices(cfg):
+                    setattr(blk, "sn_gamma_" + attr, P(1))
+                    u = P(getattr(blk, attr).shape[1])
+                    u.requires_grad_(False)  # state, not trained: no gradient flows through u
+                    setattr(blk, "sn_u_" + attr, u)
             self.blocks.append(blk)
         self.final_norm_g = P(d)
         if not cfg["tied_head"]:
             self.lm_head = P(V, d)
-        T = cfg["seq_len"]
+        if toggles_on(cfg) and fused:
+            raise ValueError("the model toggles (other than V-scale) are implemented in the unfused model only")
+        if cfg["sink_token"]:
+            self.sink_token = P(d)
+        T = cfg["seq_len"] + (1 if cfg["sink_token"] else 0)  # the sink token is an extra position 0
         if cfg["pos"] == "rope":
             cos, sin = rope_tables(T, self.d_head, cfg["rope_base"], dtype)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -179,6 +219,14 @@ class Model(torch.nn.Module):
         for b in self.blocks:
             if hasattr(b, "v_scale_theta"):
                 b.v_scale_theta.fill_(self.cfg["v_scale_theta"])
+            if hasattr(b, "sink_logit"):
+                b.sink_logit.zero_()
+            if self.cfg["sigma_reparam"]:
+                for attr, _ in sigma_matrices(self.cfg):
+                    w = getattr(b, attr).detach().double()
+                    _, sv, vh = torch.linalg.svd(w, full_matrices=False)
+                    getattr(b, "sn_gamma_" + attr).fill_(float(sv[0]))
+                    getattr(b, "sn_u_" + attr).copy_(vh[0].to(w.dtype))
 
     # attnlab tensor name -> (parameter, row slice or None) ------------------------------------------
     def named_tensors(self):
@@ -194,6 +242,12 @@ class Model(torch.nn.Module):
             else:
                 out += [(pre + "attn.w_q", b.w_q), (pre + "attn.w_k", b.w_k), (pre + "attn.w_v", b.w_v)]
             out.append((pre + "attn.w_o", b.w_o))
+            if self.cfg["qk_norm"]:
+                out += [(pre + "attn.q_norm.g", b.q_norm_g), (pre + "attn.k_norm.g", b.k_norm_g)]
+            if self.cfg["sink_logit"]:
+                out.append((pre + "attn.sink_logit", b.sink_logit))
+            if self.cfg["attn_bias_kv"]:
+                out += [(pre + "attn.k_bias", b.k_bias), (pre + "attn.v_bias", b.v_bias)]
             if self.cfg["v_scale"] != "off":
                 out.append((pre + "attn.v_scale_theta", b.v_scale_theta))
             out.append((pre + "mlp_norm.g", b.mlp_norm_g))
@@ -205,6 +259,12 @@ class Model(torch.nn.Module):
             else:
                 out.append((pre + "mlp.w_up", b.w_up))
             out.append((pre + "mlp.w_down", b.w_down))
+            if self.cfg["sigma_reparam"]:
+                for attr, name in sigma_matrices(self.cfg):
+                    out += [(pre + name + ".sn_gamma", getattr(b, "sn_gamma_" + attr)),
+                            (pre + name + ".sn_u", getattr(b, "sn_u_" + attr))]
+        if self.cfg["sink_token"]:
+            out.insert(1, ("sink_token", self.sink_token))
         out.append(("final_norm.g", self.final_norm_g))
         if not self.cfg["tied_head"]:
             out.append(("lm_head", self.lm_head))
@@ -249,19 +309,42 @@ class Model(torch.nn.Module):
         c0 = cfg["d_model"] * self.d_head * cfg["init_std"] ** 2
         return v_scale_map(v, theta, c0, cfg["v_scale"])
 
+    def w(self, b, attr):
+        """A block weight as the linear layer uses it: γ·W/‖W u‖ under σReparam (u a constant), else W."""
+        W = getattr(b, attr)
+        if not self.cfg["sigma_reparam"]:
+            return W
+        u = getattr(b, "sn_u_" + attr).detach()
+        return getattr(b, "sn_gamma_" + attr) * W / torch.linalg.vector_norm(W @ u)
+
+    def inv_tau(self):
+        cfg = self.cfg
+        if cfg["attn_temperature"] == 1.0:
+            return 1.0
+        st = cfg["step"]
+        inside = st >= cfg["attn_temperature_start"] and (cfg["attn_temperature_end"] == 0 or st < cfg["attn_temperature_end"])
+        return 1.0 / cfg["attn_temperature"] if inside else 1.0
+
     # forward ------------------------------------------------------------------------------------------
     def forward(self, tokens):
-        """tokens [B, T] int64 -> logits [B, T, V]."""
+        """tokens [B, T] int64 -> logits [B, T, V] (the sink token's position, when on, is dropped)."""
         cfg = self.cfg
         B, T = tokens.shape
         d, H, dh, eps = cfg["d_model"], cfg["n_head"], self.d_head, cfg["norm_eps"]
         x = F.embedding(tokens, self.tok_emb)
+        if cfg["sink_token"]:
+            x = torch.cat([self.sink_token.view(1, 1, d).expand(B, 1, d), x], dim=1)
+            T += 1
+        if cfg["embed_scale"]:
+            x = x * math.sqrt(d)
         if cfg["pos"] == "sinusoidal":
             x = x + self.pe[:T]
         scale = 1.0 / math.sqrt(dh)
         mask = self.causal[:T, :T]
+        post, alpha, inv_tau = cfg["norm_position"] == "post", cfg["residual_scale"], self.inv_tau()
+        res = (lambda x, f: x + f) if alpha == 1.0 else (lambda x, f: x + alpha * f)
         for b in self.blocks:
-            a = rmsnorm(x, b.attn_norm_g, eps)
+            a = x if post else rmsnorm(x, b.attn_norm_g, eps)
             if self.fused:
                 qkv = F.linear(a, b.w_qkv).view(B, T, 3 * H, dh)
                 qk, v = qkv[:, :, :2 * H], qkv[:, :, 2 * H:]
@@ -269,31 +352,53 @@ class Model(torch.nn.Module):
                     qk = apply_rope(qk, self.rope_cos, self.rope_sin)
                 q, k = qk[:, :, :H], qk[:, :, H:]
             else:
-                q = F.linear(a, b.w_q).view(B, T, H, dh)
-                k = F.linear(a, b.w_k).view(B, T, H, dh)
-                v = F.linear(a, b.w_v).view(B, T, H, dh)
+                q = F.linear(a, self.w(b, "w_q")).view(B, T, H, dh)
+                k = F.linear(a, self.w(b, "w_k")).view(B, T, H, dh)
+                v = F.linear(a, self.w(b, "w_v")).view(B, T, H, dh)
+                if cfg["qk_norm"]:  # per head, before RoPE
+                    q, k = rmsnorm(q, b.q_norm_g, eps), rmsnorm(k, b.k_norm_g, eps)
                 if cfg["pos"] == "rope":
                     q = apply_rope(q, self.rope_cos, self.rope_sin)
                     k = apply_rope(k, self.rope_cos, self.rope_sin)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, dh]
             if cfg["v_scale"] != "off":
                 v = self.v_scale(v, b.v_scale_theta)
-            s = torch.matmul(q, k.transpose(-2, -1)) * scale + mask
-            p = torch.softmax(s, dim=-1)
-            y = torch.matmul(p, v).transpose(1, 2).reshape(B, T, d)
-            x = x + F.linear(y, b.w_o)
-            m = rmsnorm(x, b.mlp_norm_g, eps)
+            dots = torch.matmul(q, k.transpose(-2, -1)) * scale
+            s = (dots * inv_tau if inv_tau != 1.0 else dots) + mask
+            if cfg["sigmoid_attn"]:
+                beta = (-torch.log(torch.arange(1, T + 1, dtype=s.dtype)).view(1, 1, T, 1)
+                        if cfg["sigmoid_attn_bias"] else 0.0)
+                y = torch.matmul(torch.sigmoid(s + beta), v)  # masked entries: sigmoid(-inf) = 0
+            elif cfg["softmax_plus_one"] or cfg["sink_logit"] or cfg["attn_bias_kv"]:
+                if cfg["attn_bias_kv"]:
+                    z0 = torch.einsum("bhtd,hd->bht", q, b.k_bias) * (scale * inv_tau)
+                elif cfg["sink_logit"]:
+                    z0 = b.sink_logit.view(1, H, 1).expand(B, H, T)
+                else:
+                    z0 = torch.zeros(B, H, T, dtype=s.dtype)
+                p = torch.softmax(torch.cat([s, z0.unsqueeze(-1)], dim=-1), dim=-1)  # the extra key is last
+                y = torch.matmul(p[..., :T], v)
+                if cfg["attn_bias_kv"]:
+                    y = y + p[..., T:] * b.v_bias.view(1, H, 1, dh)
+            else:
+                y = torch.matmul(torch.softmax(s, dim=-1), v)
+            y = y.transpose(1, 2).reshape(B, T, d)
+            o = F.linear(y, self.w(b, "w_o") if not self.fused else b.w_o)
+            x = rmsnorm(res(x, o), b.attn_norm_g, eps) if post else res(x, o)
+            m = x if post else rmsnorm(x, b.mlp_norm_g, eps)
             if cfg["mlp"] == "swiglu":
                 if self.fused:
                     gate, up = F.linear(m, b.w_gate_up).chunk(2, dim=-1)
                 else:
-                    gate, up = F.linear(m, b.w_gate), F.linear(m, b.w_up)
+                    gate, up = F.linear(m, self.w(b, "w_gate")), F.linear(m, self.w(b, "w_up"))
                 act = F.silu(gate) * up
             else:
-                act = F.gelu(F.linear(m, b.w_up), approximate="tanh")
-            x = x + F.linear(act, b.w_down)
+                act = F.gelu(F.linear(m, self.w(b, "w_up")), approximate="tanh")
+            mo = F.linear(act, self.w(b, "w_down") if not self.fused else b.w_down)
+            x = rmsnorm(res(x, mo), b.mlp_norm_g, eps) if post else res(x, mo)
         f = rmsnorm(x, self.final_norm_g, eps)
-        return F.linear(f, self.tok_emb if cfg["tied_head"] else self.lm_head)
+        logits = F.linear(f, self.tok_emb if cfg["tied_head"] else self.lm_head)
+        return logits[:, 1:] if cfg["sink_token"] else logits
 
 
 def v_scale_map(v, theta, c0, mode):
@@ -309,13 +414,18 @@ def v_scale_map(v, theta, c0, mode):
     return vh
 
 
-def loss_fn(logits, targets):
-    """Mean cross-entropy over positions with target >= 0; 0 when there are none (as attnlab)."""
+def loss_fn(logits, targets, z_loss=0.0):
+    """Mean cross-entropy over positions with target >= 0; 0 when there are none (as attnlab). With z_loss = c,
+    plus c·mean(logsumexp(logits)²) over the same positions (model.z_loss)."""
     V = logits.shape[-1]
     flat_t = targets.reshape(-1)
     if not bool((flat_t >= 0).any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(-1, V), flat_t, ignore_index=-1, reduction="mean")
+    ce = F.cross_entropy(logits.reshape(-1, V), flat_t, ignore_index=-1, reduction="mean")
+    if z_loss == 0.0:
+        return ce
+    lse = torch.logsumexp(logits.reshape(-1, V)[flat_t >= 0], dim=-1)
+    return ce + z_loss * (lse * lse).mean()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -392,7 +502,7 @@ def compute_grads(cfg, params, inputs, targets, dtype):
     if unexpected:
         print(f"warning: ignoring unexpected tensors in params file: {unexpected}", file=sys.stderr)
     model.zero_grad(set_to_none=True)
-    loss = loss_fn(model(inputs), targets)
+    loss = loss_fn(model(inputs), targets, cfg["z_loss"])
     loss.backward()
     return float(loss.item()), {n: g.detach().cpu().numpy() for n, g in model.named_grads()}
 

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "train/run_files.h"
 #include "train/safetensors.h"
 #include "tests/support/fixtures.h"
 
@@ -63,13 +64,24 @@ TEST_CASE("train writes a complete run directory", "[e2e][cli]") {
 }
 
 TEST_CASE("resume through the CLI reproduces the uninterrupted run bitwise", "[e2e][cli]") {
+  // Plain, and with the toggles that carry state across steps: σReparam's power-iteration vectors, a
+  // learned V-scale θ, an attention-temperature window that closes mid-run, z-loss.
+  const std::string variant = GENERATE(as<std::string>{}, "",
+                                       "--set model.sigma_reparam=true --set model.v_scale=learned "
+                                       "--set model.attn_temperature=2.0 --set model.attn_temperature_end=5 "
+                                       "--set model.z_loss=1.0e-4");
+  INFO("variant: " << variant);
   TempDir dir("cli-resume");
   const std::string cfg9 = dir.write("nine.yaml", tiny_yaml(9));
-  const auto full = run_command(attnlab_binary() + " train " + cfg9 + " --out " + dir.file("full") + " --quiet");
+  const auto full_cmd = [&](const std::string& out, const std::string& extra) {
+    return attnlab_binary() + " train " + cfg9 + " --out " + dir.file(out) + " --quiet " + variant + " " + extra;
+  };
+
+  const auto full = run_command(full_cmd("full", ""));
+  INFO(full.output);
   REQUIRE(full.exit_code == 0);
   // A run stopped after 4 steps (checkpoint at 3; step 4 is lost) and resumed to 9.
-  const auto part = run_command(attnlab_binary() + " train " + cfg9 + " --out " + dir.file("part") +
-                                " --quiet --set train.steps=4");
+  const auto part = run_command(full_cmd("part", "--set train.steps=4"));
   REQUIRE(part.exit_code == 0);
   fs::remove(dir.file("part") + "/ckpt/step_00000004.safetensors");
   const auto res = run_command(attnlab_binary() + " train --resume " + dir.file("part") +
@@ -80,6 +92,16 @@ TEST_CASE("resume through the CLI reproduces the uninterrupted run bitwise", "[e
   const auto b = train_losses(read_file(dir.file("part") + "/metrics.jsonl"));
   REQUIRE(a.size() == 9);
   REQUIRE(a == b);
+  // Every metric record, instrumentation included (spike z-scores continue from the checkpointed
+  // detector state), is identical too; only the timing fields may differ.
+  auto without_timing = [](std::string m) {
+    static const std::regex timing(",\"tokens_per_s\":[^,]+,\"ms_per_step\":[^}]+");
+    return std::regex_replace(m, timing, "");
+  };
+  const std::string ma = without_timing(read_file(dir.file("full") + "/metrics.jsonl"));
+  const std::string mb = without_timing(read_file(dir.file("part") + "/metrics.jsonl"));
+  REQUIRE(ma.find("\"kind\":\"probe\"") != std::string::npos);
+  REQUIRE(ma == mb);
   REQUIRE(read_file(dir.file("part") + "/events.jsonl").find("\"kind\":\"resume\"") != std::string::npos);
 }
 
@@ -156,8 +178,12 @@ TEST_CASE("SIGINT saves a checkpoint and the run resumes from it", "[e2e][cli]")
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 130);
   REQUIRE(read_file(run + "/events.jsonl").find("\"kind\":\"interrupted\"") != std::string::npos);
+  // The checkpoint written on the signal is the newest one; resume a few steps past it.
+  const std::string ck = fs::path(latest_checkpoint(run)).filename().string();  // step_NNNNNNNN.safetensors
+  const long at = std::stol(ck.substr(5, 8));
+  REQUIRE(at >= 3);
   const auto res = run_command(attnlab_binary() + " train --resume " + run + " --quiet --set train.steps=" +
-                               std::to_string(1000));
+                               std::to_string(at + 3));
   INFO(res.output);
   REQUIRE(res.exit_code == 0);
 }

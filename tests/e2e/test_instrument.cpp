@@ -71,27 +71,44 @@ TEST_CASE("instrumentation is passive: every metric on leaves losses and paramet
   }
 }
 
-TEST_CASE("a very high learning rate without QK-norm raises logit-growth and entropy-collapse warnings",
+TEST_CASE("a very high learning rate without QK-norm raises the attention and residual-stream warnings",
           "[e2e][instrument]") {
+  // LR 0.3, no clipping, no weight decay, BOS at position 0: within 300 steps the attention logits grow,
+  // entropy collapses, token 0 becomes a sink, the residual stream's tokens align and a massive activation
+  // appears (metrics.md §2.1 pilot: the same ingredients at this scale).
   RunConfig cfg = tiny_run_config();
-  cfg.optim.lr = 0.1f;
+  cfg.data.bos = true;
+  cfg.optim.lr = 0.3f;
   cfg.optim.grad_clip = 0.0f;
+  cfg.optim.weight_decay = 0.0f;
   cfg.schedule.kind = ScheduleKind::kConstant;
   cfg.schedule.warmup = 0;
   cfg.instrument.probe_every = 10;
   cfg.instrument.dense_until = 0;
   RunResult r;
-  run(cfg, 150, true, &r);
+  run(cfg, 300, true, &r);
   const auto kinds = event_kinds(r.sink);
   INFO("events: " << [&] { std::string s; for (auto& k : kinds) s += k + " "; return s; }());
-  REQUIRE(kinds.count("logit_growth") == 1);
-  REQUIRE(kinds.count("entropy_collapse") == 1);
+  for (const char* k : {"logit_growth", "entropy_collapse", "sink_emergence", "rank_collapse", "massive_activation"}) {
+    INFO(k);
+    REQUIRE(kinds.count(k) == 1);
+  }
+  // Each warning names its place, value and threshold.
+  for (const Event& e : r.sink.events) {
+    if (e.kind == "logit_growth") {
+      REQUIRE(e.layer >= 0);
+      REQUIRE(e.head >= 0);
+      REQUIRE(e.value > e.threshold);
+      REQUIRE(e.metric == "zabsmax");
+    }
+  }
 
-  // The same model at a sane learning rate raises neither.
+  // The same model at a sane learning rate raises none of them.
   cfg.optim.lr = 1e-3f;
+  cfg.optim.grad_clip = 1.0f;
   RunResult calm;
-  run(cfg, 150, true, &calm);
+  run(cfg, 300, true, &calm);
   const auto calm_kinds = event_kinds(calm.sink);
-  REQUIRE(calm_kinds.count("logit_growth") == 0);
-  REQUIRE(calm_kinds.count("entropy_collapse") == 0);
+  INFO("calm events: " << [&] { std::string s; for (auto& k : calm_kinds) s += k + " "; return s; }());
+  for (const char* k : {"logit_growth", "entropy_collapse", "rank_collapse", "massive_activation"}) REQUIRE(calm_kinds.count(k) == 0);
 }

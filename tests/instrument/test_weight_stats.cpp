@@ -276,6 +276,37 @@ TEST_CASE("weight_metrics reports toggle parameters only when their toggle is on
   }
 }
 
+TEST_CASE("under sigma-reparam, spectra read the effective weights and sizes the parameters",
+          "[instrument][weights]") {
+  DnnlContext ctx;
+  ModelConfig cfg = tiny_model(MlpKind::kSwiGLU, false);
+  cfg.sigma_reparam = true;
+  const int B = 1, T = cfg.seq_len;
+  Transformer m(cfg, B, ctx);
+  m.init_params(6);
+  std::vector<int32_t> tokens(size_t(B) * T);
+  for (int t = 0; t < T; ++t) tokens[t] = t % cfg.vocab;
+  m.forward(tokens.data(), tokens.data());
+  MemoryOut before;
+  weight_metrics(cfg, m.layout(), before);
+  // Ŵ = (γ/σ)·W: doubling every γ doubles every effective matrix (σ = ‖W u‖ is unchanged: u is W's top
+  // right singular vector from init), so every spectral norm doubles and every QK eigenvalue quadruples,
+  // while the parameters W, hence w_rms, stay as they are.
+  for (int l = 0; l < cfg.n_layer; ++l)
+    for (const SigmaView& sv : m.layout().sigma_views(l)) *sv.gamma *= 2.0f;
+  m.forward(tokens.data(), tokens.data());
+  MemoryOut after;
+  weight_metrics(cfg, m.layout(), after);
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    INFO("layer " << l);
+    for (const char* name : {"spec_wq", "spec_wk", "spec_wv", "spec_wo", "spec_win", "spec_wdown"})
+      CHECK_THAT(after.get(name, l), WithinRel(2.0 * before.get(name, l), 1e-5));
+    CHECK_THAT(after.get("qk_spec", l, 0), WithinRel(4.0 * before.get("qk_spec", l, 0), 1e-5));
+    CHECK_THAT(after.get("qk_mean", l, 1), WithinRel(4.0 * before.get("qk_mean", l, 1), 1e-5));
+    for (const char* name : {"w_rms_q", "w_rms_in", "w_norm_down"}) CHECK(after.get(name, l) == before.get(name, l));
+  }
+}
+
 TEST_CASE("weight_metrics timing at d=64, L=4, H=4", "[.][bench]") {
   DnnlContext ctx;
   ModelConfig cfg;

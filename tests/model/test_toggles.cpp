@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/toggles.h"
 #include "tests/support/model_check.h"
 
 using namespace attnlab;
@@ -62,6 +63,19 @@ std::vector<Toggle> toggles() {
          c.attn_temperature_end = 9;
        },
        [](Transformer& m) { m.set_step(5); }},  // inside the window
+      {"residual_scale", [](ModelConfig& c) { c.residual_scale = 0.6f; }, {}},
+      {"embed_scale", [](ModelConfig& c) { c.embed_scale = true; }, {}},
+      {"norm_position=post", [](ModelConfig& c) { c.norm_position = NormPosition::kPost; },
+       [](Transformer& m) {
+         randomize(m, "attn_norm.g", 0.3f, 1.0f);
+         randomize(m, "mlp_norm.g", 0.3f, 1.0f);
+       }},
+      {"sink_token", [](ModelConfig& c) { c.sink_token = true; }, {}},
+      {"sigma_reparam", [](ModelConfig& c) { c.sigma_reparam = true; },
+       [](Transformer& m) {
+         randomize(m, "sn_gamma", 0.5f, 2.0f);
+         randomize(m, "sn_u", 1.0f);  // any u: σ = ‖W u‖ with u a constant of the forward
+       }},
   };
 }
 
@@ -88,7 +102,7 @@ TEST_CASE("every toggle alone: whole-model gradients match finite differences, w
       ModelConfig cfg = tiny_model(pos, pos == PosEncoding::kSinusoidal ? MlpKind::kGELU : MlpKind::kSwiGLU,
                                    pos == PosEncoding::kNone);
       t.set(cfg);
-      check_model_gradients(ctx, cfg, std::string(t.name) + " " + pos_name(pos), t.prepare);
+      check_model_gradients(ctx, cfg, std::string(t.name) + " " + pos_name(pos), t.prepare, /*points=*/12);
     }
   }
 }
@@ -113,6 +127,20 @@ TEST_CASE("compatible toggles together: whole-model gradients match finite diffe
     cfg.v_scale = VScaleMode::kFixed;
     check_model_gradients(ctx, cfg, std::string("qk_norm+z_loss+sink_logit+v_scale fixed+tau ") + pos_name(pos),
                           [](Transformer& m) { randomize(m, "sink_logit", 1.0f); });
+    ModelConfig c2 = tiny_model(pos);
+    c2.residual_scale = 0.7f;
+    c2.embed_scale = true;
+    c2.sink_token = true;
+    c2.sigma_reparam = true;
+    c2.softmax_plus_one = true;
+    c2.v_scale = VScaleMode::kLearned;
+    check_model_gradients(ctx, c2, std::string("alpha+embed_scale+sink_token+sigma_reparam+softmax+1+v_scale ") +
+                                       pos_name(pos));
+    c2.norm_position = NormPosition::kPost;
+    c2.softmax_plus_one = false;
+    c2.sigmoid_attn = true;
+    check_model_gradients(ctx, c2, std::string("post-norm+alpha+embed_scale+sink_token+sigma_reparam+sigmoid ") +
+                                       pos_name(pos));
   }
 }
 
@@ -237,4 +265,153 @@ TEST_CASE("sink logit → ∞ turns attention off: each block's attention branch
       for (int c = 0; c < att.cols; ++c) worst = std::max(worst, std::fabs(double(att(n, c))));
     REQUIRE(worst < 1e-30);
   }
+}
+
+TEST_CASE("residual_scale α = 0 makes every pre-norm block the identity", "[model][toggles]") {
+  DnnlContext ctx;
+  ModelConfig cfg = tiny_model();
+  cfg.residual_scale = 0.0f;
+  Transformer m(cfg, 2, ctx);
+  m.init_params(6);
+  make_batch(2, cfg.seq_len, cfg.vocab, 3, &g_in, &g_tg);
+  m.forward(g_in.data(), g_tg.data());
+  const Layout& y = m.layout();
+  REQUIRE(std::memcmp(y.acts(0).x.p, y.head_acts().x.p, sizeof(float) * size_t(y.N * y.d)) == 0);
+  // and α changes the output when it is not 0
+  ModelConfig half = cfg;
+  half.residual_scale = 0.5f;
+  Transformer h(half, 2, ctx);
+  h.init_params(6);
+  h.forward(g_in.data(), g_tg.data());
+  REQUIRE(std::memcmp(h.layout().acts(0).x.p, h.layout().head_acts().x.p, sizeof(float) * size_t(y.N * y.d)) != 0);
+}
+
+TEST_CASE("embed_scale: x0 = √d_model · tok_emb[token]", "[model][toggles]") {
+  DnnlContext ctx;
+  ModelConfig cfg = tiny_model(PosEncoding::kNone);
+  cfg.embed_scale = true;
+  Transformer m(cfg, 2, ctx);
+  m.init_params(6);
+  make_batch(2, cfg.seq_len, cfg.vocab, 3, &g_in, &g_tg);
+  m.forward(g_in.data(), g_tg.data());
+  const Layout& y = m.layout();
+  for (int n = 0; n < y.N; ++n)
+    for (int c = 0; c < y.d; ++c)
+      REQUIRE(y.acts(0).x(n, c) == Approx(4.0 * y.head().tok_emb(g_in[size_t(n)], c)).epsilon(1e-6));
+}
+
+TEST_CASE("post-norm: every block output is RMSNorm'd (RMS 1 with unit gains) and differs from pre-norm",
+          "[model][toggles]") {
+  DnnlContext ctx;
+  ModelConfig cfg = tiny_model();
+  cfg.norm_position = NormPosition::kPost;
+  cfg.norm_eps = 1e-12f;
+  Transformer m(cfg, 2, ctx);
+  m.init_params(6);
+  make_batch(2, cfg.seq_len, cfg.vocab, 3, &g_in, &g_tg);
+  const double lpost = m.forward(g_in.data(), g_tg.data());
+  const Layout& y = m.layout();
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    const MatView out = l + 1 < cfg.n_layer ? y.acts(l + 1).x : y.head_acts().x;
+    for (int n = 0; n < y.N; ++n) {
+      double ms = 0.0, ms_mid = 0.0;
+      for (int c = 0; c < y.d; ++c) ms += double(out(n, c)) * out(n, c), ms_mid += double(y.acts(l).resid_mid(n, c)) * y.acts(l).resid_mid(n, c);
+      REQUIRE(ms / y.d == Approx(1.0).epsilon(1e-5));
+      REQUIRE(ms_mid / y.d == Approx(1.0).epsilon(1e-5));
+    }
+    REQUIRE(y.acts(l).norm1.p == y.acts(l).x.p);  // the attention input is x itself
+  }
+  ModelConfig pre = cfg;
+  pre.norm_position = NormPosition::kPre;
+  Transformer p(pre, 2, ctx);
+  p.init_params(6);
+  REQUIRE(std::fabs(p.forward(g_in.data(), g_tg.data()) - lpost) > 1e-3);
+}
+
+TEST_CASE("sink token: position 0 holds the learned vector, its prediction is not in the loss, data shift by one",
+          "[model][toggles]") {
+  DnnlContext ctx;
+  ModelConfig cfg = tiny_model();
+  cfg.sink_token = true;
+  const int B = 2;
+  Transformer m(cfg, B, ctx);
+  m.init_params(6);
+  const Layout& y = m.layout();
+  REQUIRE(y.T == cfg.seq_len + 1);
+  make_batch(B, cfg.seq_len, cfg.vocab, 3, &g_in, &g_tg);
+  int valid = 0;
+  for (int32_t t : g_tg) valid += t >= 0;
+  m.zero_grad();
+  const double loss = m.forward(g_in.data(), g_tg.data());
+  REQUIRE(m.valid_targets() == valid);
+  for (int b = 0; b < B; ++b) {
+    REQUIRE(std::memcmp(y.acts(0).x.row(b * y.T), y.head().sink_token.p, sizeof(float) * size_t(y.d)) == 0);
+    REQUIRE(y.head_acts().row_loss[b * y.T] == 0.0f);
+    for (int t = 0; t < cfg.seq_len; ++t)
+      for (int c = 0; c < y.d; ++c)
+        REQUIRE(y.acts(0).x(b * y.T + 1 + t, c) == y.head().tok_emb(g_in[size_t(b * cfg.seq_len + t)], c));
+  }
+  // The mean over the data positions' own losses.
+  double sum = 0.0;
+  for (int n = 0; n < y.N; ++n) sum += y.head_acts().row_loss[n];
+  REQUIRE(loss == Approx(sum / valid).epsilon(1e-6));
+  // Causal: changing the last data token changes no earlier position's logits.
+  std::vector<float> logits(y.head_acts().logits.p, y.head_acts().logits.p + size_t(y.N) * y.V);
+  std::vector<int32_t> in2 = g_in;
+  in2[size_t(cfg.seq_len - 1)] = (in2[size_t(cfg.seq_len - 1)] + 1) % cfg.vocab;
+  m.forward(in2.data(), g_tg.data());
+  for (int n = 0; n < y.T - 1; ++n)
+    for (int v = 0; v < y.V; ++v) REQUIRE(y.head_acts().logits(n, v) == logits[size_t(n) * y.V + v]);
+  // The sink vector gets a gradient.
+  m.forward(g_in.data(), g_tg.data());
+  m.backward();
+  double gn = 0.0;
+  for (int c = 0; c < y.d; ++c) gn += std::fabs(double(y.head_grad().sink_token[c]));
+  REQUIRE(gn > 0.0);
+}
+
+TEST_CASE("σReparam: Ŵ = W at init (so the loss is the plain model's bitwise); one power step per new step",
+          "[model][toggles]") {
+  DnnlContext ctx;
+  ModelConfig off = tiny_model();
+  ModelConfig sn = off;
+  sn.sigma_reparam = true;
+  Transformer a(off, 2, ctx), b(sn, 2, ctx);
+  std::vector<float> ga, gb;
+  const double la = loss_and_grads(a, 12, &ga), lb = loss_and_grads(b, 12, &gb);
+  REQUIRE(la == lb);
+  const Layout& y = b.layout();
+  REQUIRE(y.sigma_views(0).size() == 7);  // q, k, v, o, gate, up, down
+  for (const SigmaView& sv : y.sigma_views(1)) {
+    REQUIRE(*sv.gamma == *sv.sigma);
+    for (int r = 0; r < sv.w.rows; ++r) REQUIRE(std::memcmp(sv.w.row(r), sv.w_eff.row(r), sizeof(float) * size_t(sv.w.cols)) == 0);
+  }
+  // Power iteration: set_step(s) updates u once for each new s and never for a repeated one.
+  const SigmaView& sv = y.sigma_views(0)[2];
+  for (int c = 0; c < sv.w.cols; ++c) sv.u[c] = c == 0 ? 1.0f : 0.0f;  // far from converged
+  std::vector<float> u0(sv.u, sv.u + sv.w.cols);
+  b.set_step(0);
+  std::vector<float> u1(sv.u, sv.u + sv.w.cols);
+  REQUIRE(u1 != u0);
+  b.set_step(0);
+  REQUIRE(std::vector<float>(sv.u, sv.u + sv.w.cols) == u1);
+  b.forward(g_in.data(), g_tg.data());  // forwards never touch u
+  REQUIRE(std::vector<float>(sv.u, sv.u + sv.w.cols) == u1);
+  b.set_step(1);
+  REQUIRE(std::vector<float>(sv.u, sv.u + sv.w.cols) != u1);
+  // γ, u are parameters: γ trainable and never decayed, u not trainable.
+  for (const ParamInfo& p : b.param_table()) {
+    if (p.name.find(".sn_gamma") != std::string::npos) REQUIRE((p.trainable && !p.matrix && p.size == 1));
+    if (p.name.find(".sn_u") != std::string::npos) REQUIRE_FALSE(p.trainable);
+  }
+}
+
+TEST_CASE("toggle_signature is empty for the core model and names every toggle that is on", "[model][toggles]") {
+  REQUIRE(toggle_signature(ModelConfig{}).empty());
+  ModelConfig c;
+  c.v_scale = VScaleMode::kBackwardOnly;
+  c.sigma_reparam = true;
+  c.attn_temperature = 0.5f;
+  c.norm_position = NormPosition::kPost;
+  REQUIRE(toggle_signature(c) == " v_scale=backward_only attn_temperature=0.5 norm_position=post sigma_reparam=true");
 }

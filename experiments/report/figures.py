@@ -1,0 +1,474 @@
+"""The report's figures (matplotlib, Agg). Every function returns a Figure (or None when there is nothing to
+draw) and never shows it; report.py saves each as PNG and SVG and embeds the PNG in the page.
+
+Sizes are for a two-column paper: COL = one column (3.4 in), FULL = both columns (7.0 in); fonts 7–8 pt.
+"""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib import transforms as mtransforms  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+COL, FULL = 3.4, 7.0
+
+plt.rcParams.update({
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+    "grid.alpha": 0.25, "grid.linewidth": 0.5, "lines.linewidth": 1.1, "savefig.dpi": 200,
+    "savefig.bbox": "tight", "savefig.pad_inches": 0.03, "legend.frameon": False, "svg.fonttype": "path",
+    "image.interpolation": "nearest", "figure.dpi": 100,
+})
+
+# Early-warning kinds (instrument/docs/README.md "Early warnings") -> marker.
+EVENT_MARKERS = {
+    "entropy_collapse": "v", "logit_growth": "^", "sink_emergence": "s", "rank_collapse": "D",
+    "massive_activation": "P", "loss_spike": "*", "grad_spike": "X", "grad_explosion": "h",
+    "grad_vanishing": "d", "nonfinite": "x", "flight_recorder": "|", "interrupted": ">", "resume": "<",
+}
+# Not drawn on the loss curve (they mark bookkeeping, not the model's state); still in the strip and table.
+_NOT_ON_CURVE = {"flight_recorder", "resume"}
+
+# Layer × step heatmaps: metric -> (reduce over heads, colour scale, colormap, colourbar label, threshold key)
+HEATMAPS = [
+    ("ent_norm", "min", "linear01", "viridis", "attention entropy H/ln(i+1)\n(min over heads)", "warn_entropy"),
+    ("zabsmax", "max", "log", "magma", "max |attention logit| q·k/√d_h\n(max over heads)", "warn_logit"),
+    ("sink_gs", None, "linear01", "cividis", "sink rate: fraction of heads\nwith α₀ > 0.3", None),
+    ("rgs_sum", None, "log", "plasma", "gradient-sink ratio R_GS\n‖G₀‖ / mean_t ‖G_t‖", None),
+    ("mass_ratio", None, "log", "inferno", "massive-activation ratio\ntop-1 / median |x|", "warn_mass_ratio"),
+]
+HEATMAP_TITLES = {
+    "ent_norm": "Attention entropy (normalised), minimum over heads",
+    "zabsmax": "Maximum attention logit, maximum over heads",
+    "sink_gs": "Attention-sink rate per layer",
+    "rgs_sum": "Gradient-sink ratio R_GS per layer",
+    "mass_ratio": "Massive-activation ratio per layer (block output)",
+}
+
+
+def run_colors(runs):
+    """label -> colour, consistent across figures: tab10 for up to 10 runs, else viridis in input order."""
+    n = len(runs)
+    if n <= 10:
+        cyc = plt.get_cmap("tab10").colors
+        return {r.label: cyc[i] for i, r in enumerate(runs)}
+    cm = plt.get_cmap("viridis")
+    return {r.label: cm(i / max(n - 1, 1)) for i, r in enumerate(runs)}
+
+
+def short(label, n=42):
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+def _ema(y, n):
+    """Bias-corrected exponential moving average over ~n/50 points (NaN-safe: holds the last finite value)."""
+    span = max(1, n // 50)
+    if span <= 1:
+        return y
+    a = 2.0 / (span + 1)
+    out = np.empty_like(y)
+    m, w = 0.0, 0.0
+    for i, v in enumerate(y):
+        if np.isfinite(v):
+            m = (1 - a) * m + a * v
+            w = (1 - a) * w + a
+        out[i] = m / w if w > 0 else np.nan
+    return out
+
+
+def _mark_nonfinite(ax, xs, color, label=None):
+    """Non-finite values as red crosses along the top of the axes."""
+    if len(xs) == 0:
+        return
+    tr = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    ax.scatter(xs, np.full(len(xs), 0.97), transform=tr, marker="x", s=18, color="#c00000", zorder=5,
+               clip_on=False, label=label)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loss
+
+
+def fig_loss(runs, colors):
+    with_train = [r for r in runs if r.train]
+    if not with_train:
+        return None
+    events = [(i, r, e) for i, r in enumerate(with_train) for e in r.events if "step" in e]
+    many = len(with_train) > 6
+    width = FULL if (many or events) else COL + 0.6
+    if events:
+        fig, (ax, axe) = plt.subplots(2, 1, figsize=(width, 3.6 + 0.12 * len(with_train)), sharex=True,
+                                      gridspec_kw=dict(height_ratios=[3, 1 + 0.1 * len(with_train)], hspace=0.08))
+    else:
+        fig, ax = plt.subplots(figsize=(width, 2.6))
+        axe = None
+    finite_all = []
+    for r in with_train:
+        c = colors[r.label]
+        s, y = r.train["step"], r.train["loss"]
+        fin = np.isfinite(y)
+        finite_all.append(y[fin])
+        if len(s) > 100:
+            ax.plot(s, y, color=c, lw=0.5, alpha=0.3)
+            ax.plot(s, _ema(y, len(s)), color=c, lw=1.2, label=short(r.label))
+        else:
+            ax.plot(s, y, color=c, lw=1.2, label=short(r.label))
+        _mark_nonfinite(ax, s[~fin], c)
+        if r.eval:
+            es, ev = r.eval["step"], r.eval["val_loss"]
+            ax.plot(es, ev, color=c, lw=0.9, ls="--", marker="o", ms=2.5, mfc="white", mew=0.8)
+            finite_all.append(ev[np.isfinite(ev)])
+            _mark_nonfinite(ax, es[~np.isfinite(ev)], c)
+    fin = np.concatenate(finite_all) if finite_all else np.array([])
+    fin = fin[fin > 0]
+    if len(fin) and fin.max() / fin.min() > 20:
+        ax.set_yscale("log")
+    ax.set_ylabel("loss (nats / token)")
+    ax.set_title("Training loss (solid) and evaluation loss (dashed, ○)", loc="left")
+    style = [Line2D([], [], color="0.3", lw=1.2, label="train" + (" (EMA; raw faint)" if any(
+        len(r.train["step"]) > 100 for r in with_train) else "")),
+        Line2D([], [], color="0.3", lw=0.9, ls="--", marker="o", ms=2.5, mfc="white", label="eval")]
+    handles, labels = ax.get_legend_handles_labels()
+    leg_kw = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if (many or events) else dict(loc="upper right")
+    ax.legend(handles + style, labels + [h.get_label() for h in style], **leg_kw,
+              ncol=1 if len(with_train) < 14 else 2)
+    if axe is not None:
+        kinds_seen = []
+        for i, r, e in events:
+            k = e.get("kind", "?")
+            mk = EVENT_MARKERS.get(k, "o")
+            if k not in kinds_seen:
+                kinds_seen.append(k)
+            st = e["step"]
+            axe.scatter([st], [i], marker=mk, s=28, color=colors[r.label], edgecolor="black", linewidths=0.4,
+                        zorder=4)
+            if k not in _NOT_ON_CURVE:
+                ly = np.interp(st, r.train["step"], np.where(np.isfinite(r.train["loss"]), r.train["loss"],
+                                                             np.nanmax(fin) if len(fin) else 0))
+                ax.scatter([st], [ly], marker=mk, s=30, color=colors[r.label], edgecolor="black",
+                           linewidths=0.5, zorder=6)
+        axe.set_yticks(range(len(with_train)))
+        axe.set_yticklabels([short(r.label, 24) for r in with_train])
+        axe.set_ylim(-0.6, len(with_train) - 0.4)
+        axe.invert_yaxis()
+        axe.grid(axis="y", alpha=0)
+        axe.set_xlabel("step")
+        axe.set_title("Early-warning events (events.jsonl)", loc="left")
+        kh = [Line2D([], [], ls="", marker=EVENT_MARKERS.get(k, "o"), color="0.6", mec="black", mew=0.4, ms=5,
+                     label=k) for k in kinds_seen]
+        axe.legend(handles=kh, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="event kind",
+                   title_fontsize=7)
+    else:
+        ax.set_xlabel("step")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Layer × step heatmaps
+
+
+def _edges(v):
+    v = np.asarray(v, dtype=np.float64)
+    if len(v) == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[max(v[0] - (mid[0] - v[0]), 0.0)], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def pick_runs(runs, n, key=None):
+    """At most n runs: all, or evenly spaced in the order of `key` (finite values first), extremes included."""
+    if len(runs) <= n:
+        return list(runs), []
+    if key is not None:
+        vals = [key(r) for r in runs]
+        order = sorted(range(len(runs)), key=lambda i: (not np.isfinite(vals[i]), vals[i] if np.isfinite(vals[i]) else 0))
+    else:
+        order = list(range(len(runs)))
+    idx = sorted({order[int(round(j))] for j in np.linspace(0, len(runs) - 1, n)})
+    chosen = [runs[i] for i in idx]
+    return chosen, [r for r in runs if r not in chosen]
+
+
+def heatmap_data(run, metric, reduce):
+    return run.layer_matrix(metric, reduce_heads=reduce)
+
+
+def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, max_runs=6):
+    data = [(r, heatmap_data(r, metric, reduce)) for r in runs]
+    have = [(r, d) for r, d in data if d is not None]
+    if not have:
+        return None, []
+    have, dropped = pick_runs(have, max_runs, key=lambda rd: _final_col(rd[1]))
+    allv = np.concatenate([d[2][np.isfinite(d[2])].ravel() for _, d in have])
+    if scale == "log":
+        pos = allv[allv > 0]
+        lo, hi = (pos.min(), pos.max()) if len(pos) else (1e-3, 1.0)
+        if hi <= lo:
+            hi = lo * 10
+        norm = mcolors.LogNorm(vmin=lo, vmax=hi)
+    else:
+        norm = mcolors.Normalize(vmin=0.0, vmax=1.0)
+    n = len(have)
+    ncols = 1 if n == 1 else (2 if n in (2, 4) else 3)
+    nrows = math.ceil(n / ncols)
+    width = COL + 0.5 if ncols == 1 else FULL
+    layers_max = max(len(d[1]) for _, d in have)
+    ph = 0.9 + 0.18 * min(layers_max, 12)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(width, ph * nrows + 0.4), squeeze=False,
+                            constrained_layout=True)
+    cm = plt.get_cmap(cmap).copy()
+    cm.set_bad("#d9d9d9")
+    mesh = None
+    for k, (r, (steps, layers, vals)) in enumerate(have):
+        ax = axs[k // ncols][k % ncols]
+        v = np.ma.masked_invalid(vals)
+        if scale == "log":
+            v = np.ma.masked_less_equal(v, 0)
+        mesh = ax.pcolormesh(_edges(steps), _edges(layers), v, cmap=cm, norm=norm, shading="flat",
+                             rasterized=True)
+        ax.set_yticks(layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)])
+        ax.set_ylabel("layer")
+        ax.set_xlabel("step")
+        ax.set_title(short(r.label, 48), loc="left")
+        ax.grid(False)
+        for s in ("top", "right"):
+            ax.spines[s].set_visible(True)
+    for k in range(n, nrows * ncols):
+        axs[k // ncols][k % ncols].set_visible(False)
+    cb = fig.colorbar(mesh, ax=axs, shrink=0.95 if nrows > 1 else 1.0, aspect=25 if nrows > 1 else 12, pad=0.015)
+    cb.set_label(cbar_label)
+    if threshold is not None and norm.vmin < threshold < norm.vmax:
+        cb.ax.axhline(threshold, color="white", lw=1.2)
+        cb.ax.axhline(threshold, color="black", lw=0.6, ls="--")
+    return fig, [r.label for r, _ in dropped]
+
+
+def _final_col(d):
+    vals = d[2][:, -1]
+    fin = vals[np.isfinite(vals)]
+    return float(np.max(fin)) if len(fin) else math.nan
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-position ∇q / ∇k / ∇v
+
+
+def pick_steps(available, requested=None, n=4):
+    """Probe steps to show: the ones nearest each requested step, or the last one and up to n−1 earlier ones
+    spread geometrically (so early dynamics are not all squeezed out)."""
+    available = np.asarray(sorted(set(int(s) for s in available)))
+    if not len(available):
+        return []
+    if requested:
+        out = sorted({int(available[np.argmin(np.abs(available - s))]) for s in requested})
+        return out
+    last = available[-1]
+    first = available[0]
+    if len(available) <= n:
+        return list(available)
+    targets = np.geomspace(max(first, 1), last, n)
+    out = sorted({int(available[np.argmin(np.abs(available - t))]) for t in targets})
+    return out
+
+
+def fig_gradpos(runs, requested_steps=None, max_runs=4):
+    names = ("grad_q_norm", "grad_k_norm", "grad_v_norm")
+    have = [r for r in runs if any(r.has(m) for m in names)]
+    if not have:
+        return None, [], {}
+    shown, dropped = pick_runs(have, max_runs, key=lambda r: r.final("rgs_median", layer=-1)
+                               if r.has("rgs_median") else r.final("loss"))
+    fig, axs = plt.subplots(len(shown), 3, figsize=(FULL, 1.85 * len(shown) + 0.45), squeeze=False,
+                            sharey="row", constrained_layout=True)
+    steps_used = {}
+    cm = plt.get_cmap("viridis")
+    for i, r in enumerate(shown):
+        steps = pick_steps(r.probe_steps("grad_v_norm" if r.has("grad_v_norm") else names[0]), requested_steps)
+        steps_used[r.label] = steps
+        lo, hi = (min(steps), max(steps)) if steps else (1, 1)
+        for j, m in enumerate(names):
+            ax = axs[i][j]
+            for s in steps:
+                prof = r.profile(m, s)
+                if prof is None:
+                    continue
+                t, v = prof
+                frac = 0.0 if hi == lo else (math.log(s) - math.log(max(lo, 1))) / (math.log(hi) - math.log(max(lo, 1)))
+                col = cm(0.1 + 0.8 * frac)
+                pos = v > 0  # ∇q at t = 0 is exactly 0 (a_00 = 1): not drawable on a log axis
+                ax.plot(t[pos], v[pos], color=col, marker="o", ms=2.2, lw=1.0, label=f"step {s}")
+            ax.set_yscale("log")
+            sym = {"grad_q_norm": "q", "grad_k_norm": "k", "grad_v_norm": "v"}[m]
+            ax.set_title(f"‖Σ_b ∇{sym}_t‖, mean over heads and layers" if i == 0 else "", loc="left")
+            if i == len(shown) - 1:
+                ax.set_xlabel("position t")
+            if j == 0:
+                ax.set_ylabel(short(r.label, 26) + "\ngradient norm")
+            if j == 2:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig, [r.label for r in dropped], steps_used
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sweep comparison
+
+SWEEP_PANELS = [
+    # (metric, reduce, layer, y label, log y)
+    ("__loss__", None, None, "final loss (nats)", False),
+    ("zabsmax", "max", None, "final max |attention logit|\n(max over layers, heads)", True),
+    ("ent_norm", "min", None, "final min attention entropy\n(normalised; over layers, heads)", False),
+    ("sink_gs", "mean", None, "final sink rate\n(mean over layers)", False),
+    ("rgs_median", None, -1, "final gradient-sink ratio\n(median R_GS over layers)", True),
+    ("mass_ratio", "max", None, "final massive-activation ratio\n(max over layers)", True),
+]
+
+AXIS_NAMES = {"optim.lr": "peak learning rate (optim.lr)", "optim.weight_decay": "weight decay",
+              "train.seed": "seed", "model.d_model": "d_model", "model.n_layer": "layers"}
+
+
+def _sweep_value(r, metric, reduce, layer, loss_kind):
+    if metric == "__loss__":
+        return r.final(loss_kind)
+    if not r.has(metric):
+        return math.nan
+    return r.final(metric, reduce=reduce or "max", layer=layer)
+
+
+def choose_x_axis(axes):
+    from rundata import is_numeric_axis
+    numeric = [k for k, v in axes.items() if is_numeric_axis(v) and k != "train.seed"]
+    if "optim.lr" in numeric:
+        return "optim.lr"
+    if numeric:
+        return max(numeric, key=lambda k: len(axes[k]))
+    return None
+
+
+def fig_sweep(runs, axes, colors):
+    """Final metrics against the sweep's numeric axis (Wortsman et al. 2023's LR-sensitivity plot), one line per
+    combination of the other axes, seeds averaged (bars: min–max). Without a numeric axis: one point per run."""
+    if len(runs) < 2 or not axes:
+        return None, {}
+    xkey = choose_x_axis(axes)
+    loss_kind = "val_loss" if any(r.eval for r in runs) else "loss"
+    panels = [p for p in SWEEP_PANELS if p[0] == "__loss__" or any(r.has(p[0]) for r in runs)]
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(FULL, 2.0 * nrows + 0.5), squeeze=False, constrained_layout=True)
+    info = {"x": xkey, "loss": loss_kind}
+    group_keys = [k for k in axes if k not in (xkey, "train.seed")]
+    if xkey is not None:
+        groups = {}
+        for r in runs:
+            f = r.flat_config()
+            g = tuple((k, f.get(k)) for k in group_keys)
+            groups.setdefault(g, []).append(r)
+        cm = plt.get_cmap("tab10")
+        gcol = {g: cm(i % 10) for i, g in enumerate(groups)}
+        xs_all = sorted({r.flat_config().get(xkey) for r in runs})
+        logx = all(x > 0 for x in xs_all) and max(xs_all) / min(xs_all) >= 10
+        for pi, (metric, reduce, layer, ylabel, logy) in enumerate(panels):
+            ax = axs[pi // ncols][pi % ncols]
+            bad_x = []
+            for g, rs in groups.items():
+                by_x = {}
+                for r in rs:
+                    by_x.setdefault(r.flat_config().get(xkey), []).append(
+                        _sweep_value(r, metric, reduce, layer, loss_kind))
+                xs = sorted(by_x)
+                mean, lo, hi = [], [], []
+                for x in xs:
+                    v = np.array(by_x[x], dtype=np.float64)
+                    fv = v[np.isfinite(v)]
+                    if len(fv) < len(v):
+                        bad_x.append(x)
+                    mean.append(fv.mean() if len(fv) else np.nan)
+                    lo.append(fv.min() if len(fv) else np.nan)
+                    hi.append(fv.max() if len(fv) else np.nan)
+                mean, lo, hi = map(np.array, (mean, lo, hi))
+                lab = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in g) or None
+                ax.plot(xs, mean, color=gcol[g], marker="o", ms=3, lw=1.1, label=lab)
+                if np.any(hi > lo):
+                    ax.fill_between(xs, lo, hi, color=gcol[g], alpha=0.15, lw=0)
+            _mark_nonfinite(ax, bad_x, "red")
+            if logx:
+                ax.set_xscale("log")
+            if logy:
+                ax.set_yscale("log")
+            ax.set_ylabel(ylabel if metric != "__loss__" else
+                          ("final eval loss (nats)" if loss_kind == "val_loss" else "final train loss (nats)"))
+            ax.set_xlabel(AXIS_NAMES.get(xkey, xkey))
+            if pi == 0 and len(groups) > 1:
+                ax.legend(loc="best")
+    else:
+        labels = [short(r.label, 20) for r in runs]
+        for pi, (metric, reduce, layer, ylabel, logy) in enumerate(panels):
+            ax = axs[pi // ncols][pi % ncols]
+            vals = np.array([_sweep_value(r, metric, reduce, layer, loss_kind) for r in runs])
+            xs = np.arange(len(runs))
+            fin = np.isfinite(vals)
+            ax.scatter(xs[fin], vals[fin], c=[colors[r.label] for r, ok in zip(runs, fin) if ok], s=18, zorder=3)
+            _mark_nonfinite(ax, xs[~fin], "red")
+            ax.set_xticks(xs)
+            ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=6)
+            if logy and np.any(vals[fin] > 0):
+                ax.set_yscale("log")
+            ax.set_ylabel(ylabel if metric != "__loss__" else
+                          ("final eval loss (nats)" if loss_kind == "val_loss" else "final train loss (nats)"))
+    for k in range(len(panels), nrows * ncols):
+        axs[k // ncols][k % ncols].set_visible(False)
+    info["panels"] = [p[0] for p in panels]
+    return fig, info
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attention maps
+
+
+def fig_attention(label, maps, heads, tokens_note, has_sink_token, extra_key, max_cols=8):
+    """maps: [(step, probs list over layers [B, H, T, T], p0 list)], already for one sequence (B = 1)."""
+    rows = len(maps)
+    panels = [(l, h) for (l, h) in heads]
+    ncols = min(len(panels), max_cols)
+    prow = math.ceil(len(panels) / ncols)
+    nr = rows * prow
+    T = maps[0][1][0].shape[-1]
+    cell = min(1.6, FULL / max(ncols, 1) - 0.1)
+    fig, axs = plt.subplots(nr, ncols, figsize=(min(FULL, cell * ncols + 0.9), cell * nr + 0.5), squeeze=False,
+                            constrained_layout=True)
+    norm = mcolors.PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    im = None
+    for si, (step, probs, p0s) in enumerate(maps):
+        for pi, (l, h) in enumerate(panels):
+            ax = axs[si * prow + pi // ncols][pi % ncols]
+            p = probs[l][0, h]
+            img = p
+            x0 = -0.5
+            if extra_key and p0s[l] is not None:
+                img = np.concatenate([p0s[l][0, h][:, None], p], axis=1)
+                x0 = -1.5
+            im = ax.imshow(img, cmap="magma", norm=norm, extent=(x0, T - 0.5, T - 0.5, -0.5), aspect="equal")
+            if extra_key and p0s[l] is not None:
+                ax.axvline(-0.5, color="white", lw=0.8)
+            ax.grid(False)
+            ax.set_title(f"L{l} H{h}" + (f" · step {step}" if pi % ncols == 0 or len(maps) > 1 else ""),
+                         fontsize=7, loc="left")
+            ticks = [0, T // 2, T - 1] if T > 4 else list(range(T))
+            ax.set_xticks(ticks)
+            ax.set_yticks(ticks)
+            ax.tick_params(labelsize=6, length=2)
+            if pi % ncols == 0:
+                ax.set_ylabel("query i", fontsize=7)
+            if si * prow + pi // ncols == nr - 1:
+                ax.set_xlabel("key j" + (" (−1: extra key)" if extra_key else ""), fontsize=7)
+    for si in range(rows):
+        for k in range(len(panels), prow * ncols):
+            axs[si * prow + k // ncols][k % ncols].set_visible(False)
+    cb = fig.colorbar(im, ax=axs, shrink=0.9, aspect=30, pad=0.01)
+    cb.set_label("attention probability (√ scale)")
+    fig.suptitle(f"{short(label, 60)} — attention maps ({tokens_note})", fontsize=7, x=0.01, ha="left")
+    return fig

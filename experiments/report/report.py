@@ -1,0 +1,471 @@
+#!/usr/bin/python3
+"""attnlab report RUN_OR_SWEEP... [--out DIR] [--heads L:H,...] [--steps S,...]
+
+Writes DIR/index.html (one self-contained page: inline CSS, figures embedded as PNG, works offline) and every
+figure as DIR/figures/<name>.png and .svg. DIR defaults to <first input>/report. See README.md next to this
+file for what each figure shows. Run with Debian's /usr/bin/python3 (python3-numpy, python3-matplotlib,
+python3-yaml). Exit codes: 0 written, 2 bad arguments or inputs.
+"""
+import argparse
+import base64
+import datetime
+import html
+import math
+import os
+import re
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+import attnmaps  # noqa: E402
+import figures as F  # noqa: E402
+import page  # noqa: E402
+import rundata  # noqa: E402
+from model_np import MODEL_DEFAULTS  # noqa: E402
+
+plt = F.plt
+esc = page.esc
+
+# Probe metrics the figures use, for the "missing" notes.
+_GRAD_POS = ("grad_q_norm", "grad_k_norm", "grad_v_norm")
+
+
+class Report:
+    def __init__(self, out_dir):
+        self.out = out_dir
+        self.figdir = os.path.join(out_dir, "figures")
+        os.makedirs(self.figdir, exist_ok=True)
+        self.names = []
+        self.notes = []
+
+    def save(self, fig, name, caption, alt):
+        """PNG + SVG into figures/, the PNG embedded in the returned <figure>."""
+        png = os.path.join(self.figdir, name + ".png")
+        svg = os.path.join(self.figdir, name + ".svg")
+        fig.savefig(png)
+        fig.savefig(svg)
+        plt.close(fig)
+        with open(png, "rb") as f:
+            data = f.read()
+        w_px = struct.unpack(">I", data[16:20])[0]  # IHDR width
+        self.names.append(name)
+        return page.figure(name, len(self.names), base64.b64encode(data).decode("ascii"), round(w_px * 0.62),
+                           caption, [("PNG", f"figures/{name}.png"), ("SVG", f"figures/{name}.svg")], alt)
+
+    def cleanup(self):
+        """Removes figure files of an earlier report in the same directory that this one did not write."""
+        keep = {n + ext for n in self.names for ext in (".png", ".svg")}
+        for f in os.listdir(self.figdir):
+            if f.endswith((".png", ".svg")) and f not in keep:
+                os.remove(os.path.join(self.figdir, f))
+
+
+def slug(label):
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label.replace("=", "-")).strip("_") or "run"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Run headers
+
+
+def _fmt_s(s):
+    if s is None or (isinstance(s, float) and not math.isfinite(s)):
+        return "–"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+def config_summary(r):
+    """[(what, value)] for the run header: model shape, data, optimizer, schedule, batch, provenance."""
+    g = r.get
+    rows = []
+    d, H = g("model.d_model"), g("model.n_head")
+    if d is not None:
+        hid = g("model.mlp_hidden") or 4 * d
+        rows.append(("model", f"{g('model.n_layer')} layers, d_model {d}, {H} heads × d_head {d // H if H else '?'}, "
+                              f"seq_len {g('model.seq_len')}, vocab {g('model.vocab')}, {g('model.mlp')} MLP "
+                              f"(hidden {hid}), pos {g('model.pos')}, {'tied' if g('model.tied_head') else 'untied'} "
+                              f"head, init_std {g('model.init_std')}"))
+        shape_keys = {"vocab", "d_model", "n_layer", "n_head", "seq_len", "mlp", "mlp_hidden", "pos", "rope_base",
+                      "tied_head", "norm_eps", "init_std"}
+        toggles = [f"{k}={page.fmt(v)}" for k, v in (r.config.get("model") or {}).items()
+                   if k not in shape_keys and k in MODEL_DEFAULTS and v != MODEL_DEFAULTS[k]
+                   and not (k == "v_scale" and v in (False, "off"))]
+        unknown = [f"{k}={page.fmt(v)}" for k, v in (r.config.get("model") or {}).items()
+                   if k not in MODEL_DEFAULTS and v not in (False, 0, "off")]
+        rows.append(("model toggles", ", ".join(toggles + unknown) or "none (core model)"))
+    if r.info.get("n_params"):
+        rows.append(("parameters", f"{r.info['n_params']:,}"))
+    if g("data.source") is not None:
+        desc = r.info.get("data") or g("data.source")
+        extra = f", path {g('data.path')}" if g("data.path") else ""
+        rows.append(("data", f"{desc}{extra}"))
+    if g("optim.lr") is not None:
+        rows.append(("optimizer", f"AdamW lr {g('optim.lr')}, β=({g('optim.beta1')}, {g('optim.beta2')}), eps "
+                                  f"{g('optim.eps')}, weight decay {g('optim.weight_decay')} ({g('optim.decay_mode')}), "
+                                  f"clip {g('optim.grad_clip')}"))
+        rows.append(("schedule", f"{g('schedule.kind')}, warmup {g('schedule.warmup')}, min_lr_frac "
+                                 f"{g('schedule.min_lr_frac')}"))
+        B, acc, T = g("train.batch"), g("train.accum"), g("model.seq_len")
+        tok = B * acc * T if all(isinstance(x, int) for x in (B, acc, T)) else "?"
+        rows.append(("training", f"{g('train.steps')} steps, batch {B} × accum {acc} ({tok} tokens/step), "
+                                 f"seed {g('train.seed')}, eval every {g('train.eval_every')}"))
+    if g("instrument.enabled") is not None:
+        if g("instrument.enabled"):
+            fam = [f for f in ("attention", "residual", "gradients", "weights") if g(f"instrument.{f}")]
+            rows.append(("instrumentation", f"probes every {g('instrument.probe_every')} steps (every "
+                                             f"{g('instrument.dense_every')} up to {g('instrument.dense_until')}); "
+                                             f"families: {', '.join(fam) or 'none'}"))
+        else:
+            rows.append(("instrumentation", "off (instrument.enabled: false)"))
+    if r.overrides:
+        rows.append(("overrides", " ".join(f"--set {o}" for o in r.overrides)))
+    rows.append(("commit", r.info.get("commit", "–")))
+    rows.append(("wall time", f"{_fmt_s(r.wall_time_s())} (summary.md, last session)"))
+    if r.info:
+        rows.append(("host", f"{r.info.get('host', '?')}, {r.info.get('cpu', '?')}, {r.info.get('threads', '?')} "
+                             f"threads, started {r.info.get('started', '?')}"))
+    rows.append(("directory", r.path))
+    return rows
+
+
+def missing_notes(r):
+    out = []
+    if not r.train:
+        out.append("no training records: no loss curve")
+    if not r.eval:
+        out.append("no eval records (train.eval_every: 0?): no eval-loss curve")
+    if not r.instrumented():
+        why = "instrumentation off" if r.get("instrument.enabled") is False else "no probe records"
+        out.append(f"{why}: no layer×step heatmaps, no per-position gradient curves; loss curves only")
+    else:
+        miss = [m for m, *_ in F.HEATMAPS if not r.has(m)] + [m for m in _GRAD_POS if not r.has(m)]
+        if miss:
+            out.append("not recorded: " + ", ".join(f"<code>{m}</code>" for m in miss))
+    if not r.checkpoints():
+        out.append("no checkpoints: no attention maps")
+    return out
+
+
+def run_headers(runs):
+    rows, cards = [], []
+    for r in runs:
+        rows.append([r.label, r.status(), f"{r.steps_done()} / {r.steps_total()}", r.final("loss"),
+                     r.final("val_loss"), _fmt_s(r.wall_time_s()), r.info.get("commit", "–"),
+                     r.info.get("n_params", "–")])
+        miss = missing_notes(r)
+        body = page.table(["", ""], config_summary(r), sortable=False)
+        if miss:
+            body += '<p><b>Missing:</b></p><ul>' + "".join(f"<li>{m}</li>" for m in miss) + "</ul>"
+        if r.problems:
+            body += "<p><b>Problems reading the run:</b> " + esc("; ".join(r.problems)) + "</p>"
+        if r.summary_md:
+            body += "<details><summary>summary.md</summary>" + page.md_to_html(r.summary_md) + "</details>"
+        open_ = " open" if len(runs) <= 2 else ""
+        cards.append(f'<details class="runcard"{open_}><summary><b>{esc(r.label)}</b> — {esc(r.status())}, '
+                     f"step {r.steps_done()}/{r.steps_total()}, loss {page.fmt(r.final('loss'))}, "
+                     f"eval {page.fmt(r.final('val_loss'))}, commit {esc(r.info.get('commit', '–'))}, "
+                     f"wall {esc(_fmt_s(r.wall_time_s()))}</summary>{body}</details>")
+    head = ["run", "status", "steps", "final loss", "final eval loss", "wall time", "commit", "parameters"]
+    return page.table(head, rows) + "".join(cards)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Verdicts and sweep tables
+
+
+def verdict_html(sw):
+    vj = sw.verdict_json
+    rows, extra = None, {}
+    if isinstance(vj, list):
+        rows = vj
+    elif isinstance(vj, dict):
+        for k in ("claims", "rows", "results", "table"):
+            if isinstance(vj.get(k), list):
+                rows = vj[k]
+                extra = {kk: vv for kk, vv in vj.items() if kk != k and not isinstance(vv, (list, dict))}
+                break
+    parts = [f'<div class="verdict"><h3>Verdict — {esc(sw.name)}</h3>']
+    if extra:
+        parts.append("<p>" + " · ".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in extra.items()) + "</p>")
+    if rows and all(isinstance(x, dict) for x in rows):
+        pref = ["id", "claim", "text", "expected", "measured", "verdict", "status", "result", "note", "error"]
+        allk = list(dict.fromkeys(k for x in rows for k in x))
+        keys = [k for k in pref if k in allk] + [k for k in allk if k not in pref]
+        sk = next((k for k in ("verdict", "status", "result") if k in keys), None)
+        cls = [str(x.get(sk, "")).upper() if sk else "" for x in rows]
+        counts = {c: cls.count(c) for c in ("PASS", "FAIL", "ERROR") if c in cls}
+        parts.append("<p>" + " ".join(f'<span class="badge {c}">{n} {c}</span>' for c, n in counts.items()) + "</p>")
+        parts.append(page.table(keys, [[x.get(k, "") if not isinstance(x.get(k), (dict, list)) else
+                                         str(x.get(k)) for k in keys] for x in rows], row_classes=cls))
+    elif sw.verdict_md:
+        parts.append(page.md_to_html(sw.verdict_md))
+    else:
+        parts.append("<p>verdict.json has an unexpected layout:</p><pre>" + esc(str(vj)[:4000]) + "</pre>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def sweep_tables(sw):
+    if sw.summary_md:
+        return page.md_to_html(sw.summary_md, sortable=True)
+    if sw.summary_csv and len(sw.summary_csv) > 1:
+        return page.table(sw.summary_csv[0], sw.summary_csv[1:])
+    return "<p>(no summary.csv / summary.md in this directory)</p>"
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def events_table(runs, limit=300):
+    rows = []
+    for r in runs:
+        for e in r.events:
+            rows.append([r.label, e.get("step", ""), e.get("kind", ""), e.get("layer", ""), e.get("head", ""),
+                         e.get("metric", ""), rundata._num(e["value"]) if "value" in e else "",
+                         rundata._num(e["threshold"]) if "threshold" in e else "", e.get("message", "")])
+    if not rows:
+        return "<p>No events: no early warning fired and nothing was interrupted or resumed.</p>"
+    note = ""
+    if len(rows) > limit:
+        note = f"<p>Showing the first {limit} of {len(rows)} events (all are in each run's events.jsonl).</p>"
+        rows = rows[:limit]
+    return note + page.table(["run", "step", "kind", "layer", "head", "metric", "value", "threshold", "message"], rows)
+
+
+def build(args):
+    try:
+        heads = attnmaps.parse_heads(args.heads) if args.heads else None
+        steps = attnmaps.parse_steps(args.steps) if args.steps else None
+    except attnmaps.SpecError as e:
+        print(f"attnlab report: {e}", file=sys.stderr)
+        return 2
+    try:
+        runs, sweeps = rundata.load_inputs(args.inputs)
+    except SystemExit as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    out = os.path.abspath(args.out or os.path.join(args.inputs[0], "report"))
+    rep = Report(out)
+    colors = F.run_colors(runs)
+    body, toc = [], []
+    axes = rundata.sweep_axes(runs)
+
+    # Verdicts first.
+    for sw in sweeps:
+        if sw.verdict_json is not None or sw.verdict_md:
+            body.append(verdict_html(sw))
+    if any(sw.verdict_json is not None or sw.verdict_md for sw in sweeps):
+        toc.append(("verdict", "Verdict"))
+        body.insert(0, '<a id="verdict"></a>')
+    notes_at = len(body)
+
+    # Runs.
+    toc.append(("runs", "Runs"))
+    body.append(f'<h2 id="runs">Runs ({len(runs)})</h2>')
+    if axes:
+        body.append("<p>Varying config keys (sweep axes): " + ", ".join(
+            f"<code>{esc(k)}</code> ∈ {{{esc(', '.join(page.fmt(v) for v in vals))}}}" for k, vals in axes.items())
+                    + "</p>")
+    body.append(run_headers(runs))
+    for sw in sweeps:
+        body.append(f"<details><summary>Sweep summary — {esc(sw.path)}</summary>{sweep_tables(sw)}</details>")
+    if not runs:
+        rep.notes.append("no run directories found in the inputs")
+
+    # Loss and events.
+    toc.append(("loss", "Loss & events"))
+    body.append('<h2 id="loss">Loss and early-warning events</h2>')
+    fig = F.fig_loss(runs, colors)
+    if fig is not None:
+        n_ev = sum(len(r.events) for r in runs)
+        cap = ("Training loss per step (mean cross-entropy over the step's micro-batches; for long runs an "
+               "exponential moving average over ~2 % of the run with the raw values faint) and evaluation loss "
+               "(mean over <code>train.eval_batches</code> fixed validation batches), in nats per token. "
+               "Red × at the top: non-finite values.")
+        if n_ev:
+            cap += (" Markers on the curves and in the strip below: early-warning events from "
+                    "<code>events.jsonl</code> (shape = kind; thresholds in <code>instrument.warn_*</code>); the "
+                    "table below lists them.")
+        body.append(rep.save(fig, "loss", cap, "loss curves"))
+    else:
+        rep.notes.append("no run has training records: no loss figure")
+    body.append("<h3>Events</h3>" + events_table(runs))
+
+    # Sweep comparison.
+    if len(runs) >= 2 and axes:
+        fig, info = F.fig_sweep(runs, axes, colors)
+        if fig is not None:
+            toc.append(("sweep", "Comparison"))
+            body.append('<h2 id="sweep">Comparison across runs</h2>')
+            xk = info["x"]
+            others = [k for k in axes if k not in (xk, "train.seed")]
+            if xk:
+                cap = (f"Final values against <code>{esc(xk)}</code> (after Wortsman et al. 2023, Fig. 1: final loss "
+                       f"vs learning rate). " + (f"One line per value of {', '.join(f'<code>{esc(k)}</code>' for k in others)}. "
+                                                 if others else "")
+                       + ("Seeds averaged; band = min–max over seeds. " if "train.seed" in axes else ""))
+            else:
+                cap = "Final values per run (no numeric sweep axis; one point per run, colours as in Figure 1). "
+            cap += ("Loss: last " + ("evaluation" if info["loss"] == "val_loss" else "training") + " loss. Probe "
+                    "metrics at the last probe: max |attention logit| <code>zabsmax</code>, min normalised entropy "
+                    "<code>ent_norm</code>, mean sink rate <code>sink_gs</code>, median gradient-sink ratio "
+                    "<code>rgs_median</code>, max massive-activation ratio <code>mass_ratio</code>. Red × at the top: "
+                    "a run with a non-finite value (diverged).")
+            body.append(rep.save(fig, "sweep", cap, "final metrics across runs"))
+
+    # Heatmaps.
+    toc.append(("heatmaps", "Heatmaps"))
+    body.append('<h2 id="heatmaps">Layer × step heatmaps</h2>')
+    hm_missing = []
+    for metric, reduce, scale, cmap, label, thr_key in F.HEATMAPS:
+        thr = None
+        if thr_key:
+            vals = {r.get(f"instrument.{thr_key}") for r in runs} - {None}
+            thr = vals.pop() if len(vals) == 1 else None
+        fig, dropped = F.fig_heatmap(runs, metric, reduce, scale, cmap, label, threshold=thr, max_runs=args.max_runs)
+        if fig is None:
+            hm_missing.append(metric)
+            continue
+        cap = f"<b>{esc(F.HEATMAP_TITLES[metric])}</b> (<code>{metric}</code>) on the probe batch, per layer and probe step; "
+        cap += {
+            "ent_norm": "mean over sequences and query rows i ≥ 1 of H_i / ln(i+1): 1 = uniform over the prefix, 0 = one-hot "
+                        "(entropy collapse, Zhai et al. 2023). The colour is the least-entropic head of the layer.",
+            "zabsmax": "max |q·k/√d_h| over the batch, queries and keys (attention-logit growth, Wortsman et al. 2023); "
+                       "log colour scale.",
+            "sink_gs": "fraction of (sequence, head) pairs whose first-token attention α₀ exceeds ε = 0.3 (gradient-sink "
+                       "paper Eq. 1–2; Gu et al. 2024).",
+            "rgs_sum": "‖G₀‖ / mean_{t=1..T_e} ‖G_t‖ with G_t the batch-summed gradient at the attention input "
+                       "(Chen, Lin, Yao 2026, Def. 1); ~1–2 at init, grows as a gradient sink forms. Log scale.",
+            "mass_ratio": "top-1 / median |activation| of block l's output (Sun et al. 2024); Gaussian ≈ 6, flag > 100. "
+                          "Log scale.",
+        }[metric]
+        if thr is not None:
+            cap += f" Dashed line on the colour bar: the early-warning threshold <code>instrument.{thr_key}</code> = {thr}."
+        cap += " Grey: not recorded or non-finite. Colour scale shared by the panels."
+        if dropped:
+            cap += (f" Showing {args.max_runs} of {args.max_runs + len(dropped)} runs, spread over the range of the "
+                    f"final value; not shown: {esc(', '.join(dropped))}.")
+        body.append(rep.save(fig, f"heatmap_{metric}", cap, f"{metric} heatmap"))
+    if hm_missing:
+        body.append(page.notes_box([f"<code>{m}</code> is not recorded by any run: no heatmap" for m in hm_missing],
+                                   "Missing heatmaps"))
+
+    # Per-position gradients.
+    toc.append(("gradpos", "∇q/∇k/∇v"))
+    body.append('<h2 id="gradpos">Per-position query, key and value gradients</h2>')
+    req = [s for s in steps if isinstance(s, int)] if steps else None
+    fig, dropped, used = F.fig_gradpos(runs, req)
+    if fig is not None:
+        cap = ("‖Σ_b ∇q_t‖, ‖Σ_b ∇k_t‖, ‖Σ_b ∇v_t‖ on the probe batch by position t (<code>grad_q_norm</code>, "
+               "<code>grad_k_norm</code>, <code>grad_v_norm</code>: batch-summed, mean over heads, here also averaged "
+               "over layers), at the probe steps listed in the legend ("
+               + ("nearest to <code>--steps</code>" if req else "the last probe and earlier ones spread geometrically")
+               + "). A gradient sink shows as a spike at t = 0 in ∇v and ∇k (Chen, Lin, Yao 2026, Fig. 2); ∇q at "
+               "t = 0 is exactly 0 (a₀₀ = 1) and is not drawn on the log axis. Rows share the y axis.")
+        if dropped:
+            cap += f" Runs not shown: {esc(', '.join(dropped))}."
+        body.append(rep.save(fig, "gradpos", cap, "per-position gradient norms"))
+    else:
+        body.append(page.notes_box(["no run recorded <code>grad_q_norm</code>/<code>grad_k_norm</code>/"
+                                    "<code>grad_v_norm</code> (instrument.gradients off or no probes)"], "Missing"))
+
+    # Attention maps.
+    toc.append(("attention", "Attention maps"))
+    body.append('<h2 id="attention">Attention maps</h2>')
+    if args.no_attention:
+        body.append("<p>Skipped (--no-attention).</p>")
+    else:
+        binary = attnmaps.find_attnlab(args.attnlab)
+        cand = [r for r in runs if r.checkpoints()]
+        shown, dropped = F.pick_runs(cand, args.max_attention_runs,
+                                     key=lambda r: r.final("zabsmax") if r.has("zabsmax") else r.final("loss"))
+        anotes = []
+        for r in runs:
+            if not r.checkpoints():
+                anotes.append(f"{esc(r.label)}: no checkpoints, no attention maps")
+        if dropped:
+            anotes.append(f"{len(dropped)} run(s) not shown (at most {args.max_attention_runs}; chosen across the "
+                          f"range of the final max attention logit): {esc(', '.join(r.label for r in dropped))}")
+        used_names = set()
+        for r in shown:
+            res = attnmaps.compute(r, heads, steps, binary, seq=args.seq)
+            for n in res.get("notes", []):
+                anotes.append(f"{esc(r.label)}: {esc(n)}")
+            if "skip" in res:
+                anotes.append(f"{esc(r.label)}: attention maps skipped — {esc(res['skip'])}")
+                continue
+            fig = F.fig_attention(r.label, res["maps"], res["heads"], res["tokens_note"], res["sink_token"],
+                                  res["extra_key"])
+            name = "attn_" + slug(r.label)
+            while name in used_names:
+                name += "_"
+            used_names.add(name)
+            toks = res["tokens"]
+            tok_txt = " ".join(str(int(t)) for t in toks[:64]) + (" …" if len(toks) > 64 else "")
+            cap = (f"Attention probabilities P[i, j] (query i, key j; causal, so zero above the diagonal) of "
+                   f"<b>{esc(r.label)}</b>, recomputed in NumPy (float64) from the checkpoint(s) at step "
+                   f"{', '.join(str(s) for s, _, _ in res['maps'])} on {esc(res['tokens_note'])}: tokens "
+                   f"<code>{esc(tok_txt)}</code>. Square-root colour scale. ")
+            if res["sink_token"]:
+                cap += "Position 0 is the learned sink token (model.sink_token). "
+            if res["extra_key"]:
+                cap += "Column −1: probability of the extra key (softmax+1 / sink logit / k-v bias). "
+            if res["sigmoid"]:
+                cap += "Sigmoid attention: rows need not sum to 1. "
+            cap += "Heads: " + ", ".join(f"L{l} H{h}" for l, h in res["heads"]) + " (choose with --heads L:H,…)."
+            body.append(rep.save(fig, name, cap, f"attention maps of {r.label}"))
+        if anotes:
+            body.append(page.notes_box(anotes, "Attention-map notes"))
+
+    # Global notes (missing data per run) near the top.
+    for r in runs:
+        for m in missing_notes(r):
+            rep.notes.append(f"<b>{esc(r.label)}</b>: {m}")
+    if rep.notes:
+        body.insert(notes_at, page.notes_box(rep.notes, "What is missing"))
+
+    title = "attnlab report — " + ", ".join(os.path.basename(os.path.abspath(p).rstrip("/")) for p in args.inputs)
+    sub = (f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from "
+           + ", ".join(f"<code>{esc(os.path.abspath(p))}</code>" for p in args.inputs)
+           + f" · {len(runs)} run(s) · {len(rep.names)} figure(s) (PNG and SVG in <code>figures/</code>)")
+    doc = page.document(title, sub, toc, body, rep.names)
+    path = os.path.join(out, "index.html")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(doc)
+    os.replace(tmp, path)
+    rep.cleanup()
+    print(f"attnlab report: wrote {path} ({len(rep.names)} figures in {rep.figdir})")
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="attnlab report", description=__doc__.split("\n\n")[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+", metavar="RUN_OR_SWEEP", help="run directories or directories of runs")
+    ap.add_argument("--out", help="output directory (default: <first input>/report)")
+    ap.add_argument("--heads", help="attention maps: LAYER:HEAD pairs, e.g. 0:1,1:* (default: the first 8 heads)")
+    ap.add_argument("--steps", help="attention maps (nearest checkpoint) and gradient profiles (nearest probe): "
+                                    "steps, e.g. 100,last (default: last checkpoint; last probe + earlier ones)")
+    ap.add_argument("--seq", type=int, default=0, help="which sequence of the batch the attention maps show")
+    ap.add_argument("--attnlab", help="attnlab binary used to get a data batch (default: $ATTNLAB_BIN, PATH, "
+                                      "build/attnlab)")
+    ap.add_argument("--max-runs", type=int, default=6, help="runs per heatmap figure")
+    ap.add_argument("--max-attention-runs", type=int, default=4, help="runs with attention maps")
+    ap.add_argument("--no-attention", action="store_true", help="skip the attention maps")
+    args = ap.parse_args(argv)
+    if args.max_runs < 1 or args.max_attention_runs < 1 or args.seq < 0:
+        print("attnlab report: --max-runs and --max-attention-runs must be >= 1, --seq >= 0", file=sys.stderr)
+        return 2
+    return build(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

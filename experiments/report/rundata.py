@@ -1,0 +1,430 @@
+"""Reading run and sweep directories (README.md "Run directory"; instrument/docs/README.md).
+
+A run directory holds metrics.jsonl (train / eval / probe / step records), events.jsonl, config.yaml,
+run.json, summary.md and ckpt/. A sweep directory holds run directories (found up to two levels down) and
+optionally summary.csv / summary.md, and for reproductions verdict.md / verdict.json.
+"""
+import csv
+import glob
+import json
+import math
+import os
+import re
+
+import numpy as np
+
+try:
+    import yaml
+except ImportError:  # python3-yaml is in .ci/deps.sh's report packages; keep working without it
+    yaml = None
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _num(v):
+    if isinstance(v, str):
+        return _NONFINITE.get(v, math.nan)
+    if v is None:
+        return math.nan
+    return float(v)
+
+
+def _load_yaml_text(text):
+    if yaml is not None:
+        return yaml.safe_load(text) or {}
+    # Fallback for the resolved config's simple two-level layout.
+    out, sect = {}, None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith(" ") and line.rstrip().endswith(":"):
+            sect = out.setdefault(line.strip()[:-1], {})
+        elif sect is not None and ":" in line:
+            k, v = line.strip().split(":", 1)
+            v = v.strip().strip('"')
+            for conv in (int, float):
+                try:
+                    v = conv(v)
+                    break
+                except ValueError:
+                    pass
+            else:
+                v = {"true": True, "false": False}.get(v, v)
+            sect[k] = v
+    return out
+
+
+def flatten(cfg, prefix=""):
+    out = {}
+    for k, v in (cfg or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def is_run_dir(path):
+    return os.path.isfile(os.path.join(path, "metrics.jsonl")) or (
+        os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(os.path.join(path, "run.json")))
+
+
+class Run:
+    """Everything the report reads from one run directory. Missing files are recorded in `problems`."""
+
+    def __init__(self, path, label=None):
+        self.path = os.path.abspath(path)
+        self.label = label or os.path.basename(self.path.rstrip("/"))
+        self.problems = []
+        self.config = {}
+        self.config_text = ""
+        self.overrides = []
+        self.info = {}
+        self.summary_md = ""
+        self.events = []
+        self.train = {}  # field -> np.array, with "step"
+        self.eval = {}
+        self.metrics = {}  # name -> np.array [n, 5]: step, layer, head, index, value
+        self.metric_kind = {}  # name -> "probe" | "step"
+        self._read_config()
+        self._read_info()
+        self._read_metrics()
+        self._read_events()
+        sp = os.path.join(self.path, "summary.md")
+        if os.path.isfile(sp):
+            with open(sp) as f:
+                self.summary_md = f.read()
+
+    # --- files ---------------------------------------------------------------------------------------
+    def _read_config(self):
+        p = os.path.join(self.path, "config.yaml")
+        if not os.path.isfile(p):
+            self.problems.append("no config.yaml")
+            return
+        with open(p) as f:
+            self.config_text = f.read()
+        try:
+            self.config = _load_yaml_text(self.config_text)
+        except Exception as e:  # a broken config still leaves the metrics to show
+            self.problems.append(f"config.yaml unreadable: {e}")
+        for line in self.config_text.splitlines():
+            m = re.match(r"#\s+--set\s+(\S+)", line)
+            if m:
+                self.overrides.append(m.group(1))
+        mv = self.config.get("model", {}).get("v_scale")
+        if isinstance(mv, bool):  # YAML 1.1: `off` reads as False
+            self.config["model"]["v_scale"] = "off" if mv is False else "on"
+
+    def _read_info(self):
+        p = os.path.join(self.path, "run.json")
+        if os.path.isfile(p):
+            try:
+                with open(p) as f:
+                    self.info = json.load(f)
+            except ValueError as e:
+                self.problems.append(f"run.json unreadable: {e}")
+        else:
+            self.problems.append("no run.json")
+
+    def _read_metrics(self):
+        p = os.path.join(self.path, "metrics.jsonl")
+        if not os.path.isfile(p):
+            self.problems.append("no metrics.jsonl")
+            return
+        train, ev, rows = [], [], {}
+        kinds = {}
+        with open(p) as f:
+            lines = f.readlines()
+        for i, line in enumerate(lines):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError:
+                if i == len(lines) - 1:
+                    continue  # a truncated last line from a run killed mid-write
+                self.problems.append(f"metrics.jsonl line {i + 1} is not JSON (skipped)")
+                continue
+            k = r.get("kind")
+            if k == "train":
+                train.append(r)
+            elif k == "eval":
+                ev.append(r)
+            elif k in ("probe", "step"):
+                name = r.get("metric")
+                rows.setdefault(name, []).append(
+                    (r["step"], r.get("layer", -1), r.get("head", -1), r.get("index", -1), _num(r.get("value"))))
+                kinds[name] = k
+        if train:
+            self.train = {"step": np.array([r["step"] for r in train], dtype=np.int64)}
+            for fld in ("loss", "lr", "grad_norm", "ms_per_step", "tokens_per_s"):
+                self.train[fld] = np.array([_num(r.get(fld)) for r in train])
+        if ev:
+            self.eval = {"step": np.array([r["step"] for r in ev], dtype=np.int64),
+                         "val_loss": np.array([_num(r.get("val_loss")) for r in ev])}
+        self.metrics = {n: np.array(v, dtype=np.float64) for n, v in rows.items()}
+        self.metric_kind = kinds
+
+    def _read_events(self):
+        p = os.path.join(self.path, "events.jsonl")
+        if not os.path.isfile(p):
+            return
+        with open(p) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    try:
+                        self.events.append(json.loads(line))
+                    except ValueError:
+                        pass
+
+    # --- accessors -----------------------------------------------------------------------------------
+    def has(self, metric):
+        return metric in self.metrics and len(self.metrics[metric]) > 0
+
+    def get(self, dotted, default=None):
+        cur = self.config
+        for part in dotted.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                return default
+            cur = cur[part]
+        return cur
+
+    def flat_config(self):
+        return flatten(self.config)
+
+    def probe_steps(self, metric=None):
+        if metric is not None:
+            return np.unique(self.metrics[metric][:, 0]).astype(np.int64) if self.has(metric) else np.array([], int)
+        s = [np.unique(a[:, 0]) for n, a in self.metrics.items() if self.metric_kind.get(n) == "probe"]
+        return np.unique(np.concatenate(s)).astype(np.int64) if s else np.array([], int)
+
+    def layer_matrix(self, metric, reduce_heads=None):
+        """Layer × step matrix of `metric` (layers ≥ 0, index −1). Head-resolved metrics are reduced over heads
+        ≥ 0 with reduce_heads ('min' / 'max'); layer-wide records (head −1) are used when present and no
+        reduction is asked for. Returns (steps [S], layers [L], values [L, S]) or None."""
+        if not self.has(metric):
+            return None
+        a = self.metrics[metric]
+        a = a[(a[:, 1] >= 0) & (a[:, 3] == -1)]
+        if reduce_heads is None:
+            a = a[a[:, 2] == -1]
+        else:
+            heads = a[a[:, 2] >= 0]
+            a = heads if len(heads) else a[a[:, 2] == -1]
+        if not len(a):
+            return None
+        steps = np.unique(a[:, 0]).astype(np.int64)
+        layers = np.unique(a[:, 1]).astype(np.int64)
+        si = np.searchsorted(steps, a[:, 0].astype(np.int64))
+        li = np.searchsorted(layers, a[:, 1].astype(np.int64))
+        vals = a[:, 4]
+        if reduce_heads is None:
+            out = np.full((len(layers), len(steps)), np.nan)
+            out[li, si] = vals
+            return steps, layers, out
+        # NaN propagates (a diverged head shows as a missing cell, not as its healthy neighbour's value).
+        fill = np.inf if reduce_heads == "min" else -np.inf
+        out = np.full((len(layers), len(steps)), fill)
+        seen = np.zeros(out.shape, dtype=bool)
+        seen[li, si] = True
+        (np.minimum if reduce_heads == "min" else np.maximum).at(out, (li, si), vals)
+        out[~seen] = np.nan
+        return steps, layers, out
+
+    def profile(self, metric, step):
+        """index-resolved metric at one step, averaged over layers ≥ 0: (index [n], value [n]) or None."""
+        if not self.has(metric):
+            return None
+        a = self.metrics[metric]
+        a = a[(a[:, 0] == step) & (a[:, 1] >= 0) & (a[:, 3] >= 0)]
+        if not len(a):
+            return None
+        idx = np.unique(a[:, 3]).astype(np.int64)
+        vals = np.array([np.mean(a[a[:, 3] == i, 4]) for i in idx])
+        return idx, vals
+
+    def final(self, metric, reduce="max", layer=None):
+        """Value of `metric` at its last recorded step, reduced over layers ≥ 0 (or at `layer`) and heads."""
+        if metric in ("loss", "val_loss"):
+            src = self.train if metric == "loss" else self.eval
+            if not src:
+                return math.nan
+            v = src[metric]
+            return float(v[-1]) if len(v) else math.nan
+        if not self.has(metric):
+            return math.nan
+        a = self.metrics[metric]
+        a = a[a[:, 0] == a[:, 0].max()]
+        sel = a[a[:, 1] == layer] if layer is not None else a[a[:, 1] >= 0]
+        if not len(sel):
+            sel = a
+        vals = sel[:, 4]
+        if reduce == "max":
+            return float(np.max(vals))
+        if reduce == "min":
+            return float(np.min(vals))
+        if reduce == "median":
+            return float(np.median(vals))
+        return float(np.mean(vals))
+
+    # --- run state -----------------------------------------------------------------------------------
+    def checkpoints(self):
+        """[(step, path)] sorted by step."""
+        out = []
+        for p in glob.glob(os.path.join(self.path, "ckpt", "step_*.safetensors")):
+            m = re.search(r"step_(\d+)\.safetensors$", p)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def flight_records(self):
+        return sorted(glob.glob(os.path.join(self.path, "flight", "step_*.safetensors")))
+
+    def steps_done(self):
+        return int(self.train["step"][-1]) if self.train else 0
+
+    def steps_total(self):
+        return self.get("train.steps")
+
+    def finished(self):
+        """The documented rule: the last checkpoint (train.steps) and summary.md exist."""
+        total = self.steps_total()
+        ck = [s for s, _ in self.checkpoints()]
+        return bool(self.summary_md) and total is not None and total in ck
+
+    def wall_time_s(self):
+        m = re.search(r"\|\s*wall time[^|]*\|\s*([0-9.eE+-]+)\s*\|", self.summary_md)
+        if m:
+            return float(m.group(1))
+        if self.train and "ms_per_step" in self.train:
+            v = self.train["ms_per_step"]
+            return float(np.nansum(v)) / 1000.0
+        return math.nan
+
+    def status(self):
+        kinds = {e.get("kind") for e in self.events}
+        if "nonfinite" in kinds:
+            return "diverged (non-finite)"
+        if "interrupted" in kinds and not self.finished():
+            return "interrupted"
+        if self.finished():
+            return "finished"
+        if not self.train:
+            return "no training records"
+        return "incomplete"
+
+    def instrumented(self):
+        return any(k == "probe" for k in self.metric_kind.values())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs
+
+
+class Sweep:
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.name = os.path.basename(self.path.rstrip("/"))
+        self.summary_md = _read(os.path.join(self.path, "summary.md"))
+        self.summary_csv = None
+        p = os.path.join(self.path, "summary.csv")
+        if os.path.isfile(p):
+            with open(p, newline="") as f:
+                self.summary_csv = list(csv.reader(f))
+        self.verdict_md = _read(os.path.join(self.path, "verdict.md"))
+        self.verdict_json = None
+        p = os.path.join(self.path, "verdict.json")
+        if os.path.isfile(p):
+            try:
+                with open(p) as f:
+                    self.verdict_json = json.load(f)
+            except ValueError:
+                self.verdict_json = None
+        self.run_dirs = find_run_dirs(self.path)
+
+
+def _read(p):
+    if os.path.isfile(p):
+        with open(p) as f:
+            return f.read()
+    return ""
+
+
+def find_run_dirs(path, depth=2):
+    out = []
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError:
+        return out
+    for e in entries:
+        p = os.path.join(path, e)
+        if not os.path.isdir(p) or e in ("report", "ckpt", "flight"):
+            continue
+        if is_run_dir(p):
+            out.append(p)
+        elif depth > 1:
+            out.extend(find_run_dirs(p, depth - 1))
+    return out
+
+
+def load_inputs(paths):
+    """-> (runs, sweeps). Each path is a run directory or a directory holding run directories."""
+    runs, sweeps, seen = [], [], set()
+    for p in paths:
+        if not os.path.isdir(p):
+            raise SystemExit(f"attnlab report: {p}: not a directory")
+        if is_run_dir(p):
+            dirs = [p]
+        else:
+            sw = Sweep(p)
+            if not sw.run_dirs and not (sw.verdict_md or sw.verdict_json):
+                raise SystemExit(f"attnlab report: {p}: neither a run directory (no metrics.jsonl) nor a "
+                                 f"directory of runs")
+            sweeps.append(sw)
+            dirs = sw.run_dirs
+        for d in dirs:
+            a = os.path.abspath(d)
+            if a not in seen:
+                seen.add(a)
+                runs.append(Run(a))
+    # Unique labels: the directory name, or parent/name when names repeat.
+    names = [r.label for r in runs]
+    for r in runs:
+        if names.count(r.label) > 1:
+            r.label = os.path.join(os.path.basename(os.path.dirname(r.path)), r.label)
+    return runs, sweeps
+
+
+# Keys that differ between runs without being an experimental axis.
+_NOT_AXES = {"train.threads", "data.path"}
+
+
+def sweep_axes(runs):
+    """Config keys whose values differ between runs: {key: sorted distinct values}."""
+    if len(runs) < 2:
+        return {}
+    flats = [r.flat_config() for r in runs]
+    keys = set().union(*flats)
+    axes = {}
+    for k in sorted(keys):
+        if k in _NOT_AXES or k.startswith("instrument."):
+            continue
+        vals = [f.get(k) for f in flats]
+        if len({repr(v) for v in vals}) > 1:
+            uniq = []
+            for v in vals:
+                if v not in uniq:
+                    uniq.append(v)
+            try:
+                uniq.sort()
+            except TypeError:
+                pass
+            axes[k] = uniq
+    return axes
+
+
+def is_numeric_axis(vals):
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals) and len(vals) >= 2

@@ -1,0 +1,637 @@
+#include "train/claims.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "train/run_files.h"
+#include "train/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+
+// ---------------------------------------------------------------------------------------------------
+// metrics.jsonl: flat JSON objects, one per line, written by train/run_files.cpp. A small reader is
+// enough (and fast: a long run has a million lines): string keys; string, number, bool or null values.
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct JsonValue {
+  std::string_view text;  // the string's content (escapes kept) or the literal
+  bool is_string = false;
+};
+
+class FlatJson {
+ public:
+  explicit FlatJson(std::string_view s) : s_(s) {}
+
+  // Calls f(key, value) for each member; false on malformed input.
+  template <class F>
+  bool parse(F&& f) {
+    skip_ws();
+    if (!eat('{')) return false;
+    skip_ws();
+    if (eat('}')) return at_end();
+    while (true) {
+      skip_ws();
+      std::string_view key;
+      if (!string(&key)) return false;
+      skip_ws();
+      if (!eat(':')) return false;
+      skip_ws();
+      JsonValue v;
+      if (peek() == '"') {
+        v.is_string = true;
+        if (!string(&v.text)) return false;
+      } else {
+        const size_t b = i_;
+        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ' ' && s_[i_] != '\t') ++i_;
+        v.text = s_.substr(b, i_ - b);
+        if (v.text.empty() || v.text[0] == '{' || v.text[0] == '[') return false;
+      }
+      f(key, v);
+      skip_ws();
+      if (eat(',')) continue;
+      if (eat('}')) return at_end();
+      return false;
+    }
+  }
+
+ private:
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  bool eat(char c) {
+    if (peek() != c) return false;
+    ++i_;
+    return true;
+  }
+  void skip_ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r')) ++i_;
+  }
+  bool at_end() {
+    skip_ws();
+    return i_ == s_.size();
+  }
+  bool string(std::string_view* out) {
+    if (!eat('"')) return false;
+    const size_t b = i_;
+    while (i_ < s_.size() && s_[i_] != '"') i_ += s_[i_] == '\\' ? 2 : 1;
+    if (i_ >= s_.size()) return false;
+    *out = s_.substr(b, i_ - b);
+    ++i_;
+    return true;
+  }
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+bool parse_double(std::string_view t, bool is_string, double* out) {
+  if (is_string || t == "nan" || t == "inf" || t == "-inf") {
+    if (t == "nan") *out = kNaN;
+    else if (t == "inf") *out = std::numeric_limits<double>::infinity();
+    else if (t == "-inf") *out = -std::numeric_limits<double>::infinity();
+    else return false;
+    return true;
+  }
+  if (t == "true" || t == "false") {
+    *out = t == "true" ? 1.0 : 0.0;
+    return true;
+  }
+  if (t == "null") return false;
+  const char* b = t.data();
+  const auto r = std::from_chars(b, b + t.size(), *out);
+  return r.ec == std::errc() && r.ptr == b + t.size();
+}
+
+bool parse_int(std::string_view t, int64_t* out) {
+  const char* b = t.data();
+  const auto r = std::from_chars(b, b + t.size(), *out);
+  return r.ec == std::errc() && r.ptr == b + t.size();
+}
+
+int edit_distance(const std::string& a, const std::string& b) {
+  std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = int(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = int(i);
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+// Adds one line to `m`; false when it is malformed.
+bool RunMetrics::add_line(std::string_view line, const std::function<bool(std::string_view)>& keep) {
+  if (line.find_first_not_of(" \t\r") == std::string_view::npos) return true;
+  // Fast path for the long tail of per-step metrics nobody asked for: look at the name first.
+  if (keep) {
+    constexpr std::string_view kTag = "\"metric\":\"";
+    const size_t at = line.find(kTag);
+    if (at != std::string_view::npos) {
+      const size_t b = at + kTag.size(), e = line.find('"', b);
+      if (e != std::string_view::npos && !keep(line.substr(b, e - b))) {
+        if (line.find("\"kind\":\"probe\"") != std::string_view::npos) {
+          int64_t step = -1;
+          const size_t s = line.find("\"step\":");
+          if (s != std::string_view::npos) {
+            const char* p = line.data() + s + 7;
+            std::from_chars(p, line.data() + line.size(), step);
+          }
+          last_probe_step_ = std::max(last_probe_step_, step);
+        }
+        return true;
+      }
+    }
+  }
+  int64_t step = -1;
+  std::string_view kind, metric;
+  int64_t layer = -1, head = -1, index = -1;
+  JsonValue value;
+  bool have_value = false, bad = false;
+  std::vector<std::pair<std::string_view, JsonValue>> fields;  // train/eval members
+  const bool ok = FlatJson(line).parse([&](std::string_view k, const JsonValue& v) {
+    if (k == "step") bad |= v.is_string || !parse_int(v.text, &step);
+    else if (k == "kind") kind = v.text;
+    else if (k == "metric") metric = v.text;
+    else if (k == "layer") bad |= v.is_string || !parse_int(v.text, &layer);
+    else if (k == "head") bad |= v.is_string || !parse_int(v.text, &head);
+    else if (k == "index") bad |= v.is_string || !parse_int(v.text, &index);
+    else if (k == "value") value = v, have_value = true;
+    else fields.emplace_back(k, v);
+  });
+  if (!ok || bad || step < 0 || kind.empty()) return false;
+  const char k = kind == "train" ? 't' : kind == "eval" ? 'e' : kind == "probe" ? 'p' : kind == "step" ? 's' : '?';
+  if (k == '?') return true;  // a record kind added later: not ours to judge
+  auto add = [&](std::string_view name, const JsonValue& v, int l, int h, int i) {
+    if (keep && !keep(name)) return;
+    double x;
+    if (!parse_double(v.text, v.is_string, &x)) return;  // e.g. null
+    auto it = by_metric_.find(name);
+    if (it == by_metric_.end()) it = by_metric_.emplace(std::string(name), std::vector<MetricRow>()).first;
+    it->second.push_back({step, l, h, i, x, k});
+  };
+  if (k == 'p' || k == 's') {
+    if (metric.empty() || !have_value) return false;
+    if (k == 'p') last_probe_step_ = std::max(last_probe_step_, step);
+    add(metric, value, int(layer), int(head), int(index));
+  } else {
+    for (const auto& [name, v] : fields) add(name, v, -1, -1, -1);
+  }
+  return true;
+}
+
+RunMetrics RunMetrics::parse(std::string_view text, const std::string& source,
+                             const std::function<bool(std::string_view)>& keep) {
+  RunMetrics m;
+  m.source_ = source;
+  m.exists_ = true;
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    const bool complete = nl != std::string_view::npos;
+    if (!complete) nl = text.size();
+    const std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (!m.add_line(line, keep)) {
+      if (!complete) break;  // the last line of a run killed while writing it
+      throw IoError(source + ":" + std::to_string(line_no) + ": malformed metrics record: " +
+                    std::string(line.substr(0, 120)));
+    }
+  }
+  return m;
+}
+
+RunMetrics RunMetrics::read(const std::string& run_dir, const std::function<bool(std::string_view)>& keep) {
+  RunMetrics m;
+  m.source_ = (fs::path(run_dir) / "metrics.jsonl").string();
+  std::ifstream in(m.source_, std::ios::binary);
+  if (!in) return m;
+  m.exists_ = true;
+  // Line by line: a long run's file is hundreds of MB.
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!m.add_line(line, keep)) {
+      if (in.eof()) break;  // no newline after it: the last line of a run killed while writing it
+      throw IoError(m.source_ + ":" + std::to_string(line_no) + ": malformed metrics record: " + line.substr(0, 120));
+    }
+  }
+  return m;
+}
+
+const std::vector<MetricRow>* RunMetrics::rows(const std::string& metric) const {
+  const auto it = by_metric_.find(metric);
+  return it == by_metric_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> RunMetrics::names() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : by_metric_) out.push_back(k);
+  return out;
+}
+
+double RunMetrics::last_value(const std::string& metric, bool* found) const {
+  const auto* r = rows(metric);
+  *found = r != nullptr && !r->empty();
+  return *found ? r->back().value : kNaN;
+}
+
+double metric_at_step(const RunMetrics& m, const std::string& metric, int64_t step, char op, int layer, bool* found) {
+  *found = false;
+  const auto* rows = m.rows(metric);
+  if (rows == nullptr) return kNaN;
+  double acc = kNaN;
+  for (const MetricRow& r : *rows) {
+    if (r.step != step || r.layer < 0 || (layer >= 0 && r.layer != layer)) continue;
+    if (!*found || std::isnan(r.value)) acc = r.value;
+    else if (!std::isnan(acc)) acc = op == 'M' ? std::max(acc, r.value) : std::min(acc, r.value);
+    *found = true;
+  }
+  return acc;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Formatting
+
+std::string format_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%.4g", v);
+  return buf;
+}
+
+const char* verdict_name(Verdict v) { return v == Verdict::kPass ? "PASS" : v == Verdict::kFail ? "FAIL" : "ERROR"; }
+
+const char* op_text(CompareOp op) {
+  switch (op) {
+    case CompareOp::kGe: return ">=";
+    case CompareOp::kGt: return ">";
+    case CompareOp::kLe: return "<=";
+    case CompareOp::kLt: return "<";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string describe_run_map(const Selector& sel) {
+  std::string s = "{";
+  for (size_t i = 0; i < sel.run.size(); ++i) s += (i ? ", " : "") + sel.run[i].first + ": " + sel.run[i].second;
+  return s + "}";
+}
+
+std::string where_prefix(const Selector& sel) { return sel.where.empty() ? "" : sel.where + ": "; }
+
+std::string describe_place(const Selector& sel) {
+  std::string s = "layer " + (sel.all_layers ? std::string("all") : std::to_string(sel.layer)) + ", head " +
+                  (sel.all_heads ? std::string("all") : std::to_string(sel.head)) + ", index " +
+                  std::to_string(sel.index);
+  if (!sel.kind.empty()) s += ", kind " + sel.kind;
+  return s;
+}
+
+std::string join_ints(const std::set<int>& xs) {
+  std::string s;
+  for (int x : xs) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x);
+  }
+  return s;
+}
+
+// The selected value over one series (step, value) in step order.
+bool pick_step(const std::vector<std::pair<int64_t, double>>& series, const Selector& sel, double* out,
+               std::string* err) {
+  switch (sel.step) {
+    case StepPick::kLast: *out = series.back().second; return true;
+    case StepPick::kAt:
+      for (auto it = series.rbegin(); it != series.rend(); ++it)
+        if (it->first == sel.at_step) {
+          *out = it->second;
+          return true;
+        }
+      *err = "recorded at steps " + std::to_string(series.front().first) + ".." + std::to_string(series.back().first) +
+             " (" + std::to_string(series.size()) + " records) but not at step " + std::to_string(sel.at_step);
+      return false;
+    case StepPick::kMax:
+    case StepPick::kMin:
+    case StepPick::kMean: {
+      double acc = sel.step == StepPick::kMean ? 0.0 : series.front().second;
+      bool nan = false;
+      for (const auto& [s, v] : series) {
+        nan |= std::isnan(v);
+        if (sel.step == StepPick::kMax) acc = std::max(acc, v);
+        else if (sel.step == StepPick::kMin) acc = std::min(acc, v);
+        else acc += v;
+      }
+      if (sel.step == StepPick::kMean) acc /= double(series.size());
+      *out = nan ? kNaN : acc;  // a NaN anywhere is not silently dropped
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string apply_text(const Selector& sel, double raw, double value) {
+  if (!sel.has_times && !sel.has_plus) return format_number(raw);
+  std::string s;
+  if (sel.has_times) s += format_number(sel.times) + " × ";
+  s += format_number(raw);
+  if (sel.has_plus) s += (sel.plus < 0 ? " - " : " + ") + format_number(std::fabs(sel.plus));
+  return s + " = " + format_number(value);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Matching runs
+
+std::vector<size_t> match_runs(const Selector& sel, const std::vector<ClaimRun>& runs, std::string* why) {
+  std::vector<size_t> out;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const std::string base = dump_config(runs[r].config);
+    bool all = true;
+    for (const auto& [key, value] : sel.run) {
+      // Setting the key to the selector's value leaves the config unchanged iff the run has that value.
+      try {
+        if (dump_config(parse_config(base, "run " + runs[r].name, {key + "=" + value})) != base) all = false;
+      } catch (const ConfigError& e) {
+        if (why != nullptr && why->empty()) *why = e.what();
+        all = false;
+      }
+      if (!all) break;
+    }
+    if (all) out.push_back(r);
+  }
+  return out;
+}
+
+void check_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs) {
+  std::vector<std::string> problems;
+  std::set<std::string> ids;
+  for (const Claim& c : claims) {
+    if (!ids.insert(c.id).second) problems.push_back(c.where + ": claim id '" + c.id + "' is used twice");
+    for (const ClaimSide* side : {&c.lhs, &c.rhs}) {
+      if (side->is_number) continue;
+      const Selector& s = side->sel;
+      const std::string at = where_prefix(s);
+      if (s.metric.empty()) problems.push_back(at + "no metric");
+      if ((s.all_layers || s.all_heads) && s.reduce == Reduce::kNone)
+        problems.push_back(at + "layer/head 'all' needs reduce: max, min or mean");
+      if (!s.all_layers && !s.all_heads && s.reduce != Reduce::kNone)
+        problems.push_back(at + "reduce is only meaningful with layer: all or head: all");
+      std::string why;
+      const auto m = match_runs(s, runs, &why);
+      if (m.size() == 1) continue;
+      std::string msg = at + "run " + describe_run_map(s) + " matches " +
+                        (m.empty() ? std::string("no run") : std::to_string(m.size()) + " runs");
+      if (m.empty() && !why.empty()) msg += " (" + why + ")";
+      msg += m.empty() ? "; the runs are: " : ": ";
+      const size_t shown = m.empty() ? std::min<size_t>(runs.size(), 12) : m.size();
+      for (size_t i = 0; i < shown; ++i) msg += (i ? ", " : "") + runs[m.empty() ? i : m[i]].name;
+      if (m.empty() && runs.size() > shown) msg += ", ...";
+      if (!m.empty()) msg += "; add the keys that tell them apart";
+      problems.push_back(msg);
+    }
+  }
+  if (problems.empty()) return;
+  std::string all = problems.size() == 1 ? "" : std::to_string(problems.size()) + " problems with the claims:\n";
+  for (size_t i = 0; i < problems.size(); ++i) all += (problems.size() == 1 ? "" : "  ") + problems[i] + (i + 1 < problems.size() ? "\n" : "");
+  throw ClaimError(all);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Evaluation
+
+SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs,
+                        const std::function<const RunMetrics&(size_t run)>& metrics) {
+  SideValue out;
+  if (side.is_number) {
+    out.ok = true;
+    out.raw = out.value = side.number;
+    out.text = format_number(side.number);
+    return out;
+  }
+  const Selector& sel = side.sel;
+  const std::string at = where_prefix(sel);
+  const auto matched = match_runs(sel, runs);
+  if (matched.size() != 1) {
+    out.error = at + "run " + describe_run_map(sel) + " matches " + std::to_string(matched.size()) + " runs";
+    return out;
+  }
+  const ClaimRun& run = runs[matched[0]];
+  out.run = run.name;
+  if (!run.problem.empty()) {
+    out.error = "run " + run.name + " (" + run.dir + "): " + run.problem;
+    return out;
+  }
+  const RunMetrics& m = metrics(matched[0]);
+  if (!m.exists()) {
+    out.error = "run " + run.name + ": no metrics file " + m.source();
+    return out;
+  }
+  const std::vector<MetricRow>* rows = m.rows(sel.metric);
+  if (rows == nullptr) {
+    out.error = at + "metric '" + sel.metric + "' is missing from " + m.source() + " (selector: metric " + sel.metric +
+                ", " + describe_place(sel) + ")";
+    std::vector<std::string> close;
+    for (const auto& n : m.names())
+      if (edit_distance(n, sel.metric) <= 2 || (sel.metric.size() >= 3 && n.find(sel.metric) != std::string::npos))
+        close.push_back(n);
+    if (!close.empty()) {
+      out.error += "; did you mean ";
+      for (size_t i = 0; i < close.size() && i < 5; ++i) out.error += (i ? ", " : "") + close[i];
+    } else {
+      out.error += "; is its instrument family enabled in the run's config?";
+    }
+    return out;
+  }
+  // Series per (kind, layer, head), in file order (steps increase).
+  std::map<std::tuple<char, int, int>, std::vector<std::pair<int64_t, double>>> series;
+  std::set<int> layers, heads, indices;
+  const char want_kind = sel.kind.empty() ? '\0' : sel.kind == "train" ? 't' : sel.kind == "eval" ? 'e'
+                                                     : sel.kind == "probe" ? 'p' : 's';
+  for (const MetricRow& r : *rows) {
+    layers.insert(r.layer);
+    heads.insert(r.head);
+    indices.insert(r.index);
+    if (want_kind != '\0' && r.kind != want_kind) continue;
+    if (r.index != sel.index) continue;
+    if (sel.all_layers ? r.layer < 0 : r.layer != sel.layer) continue;
+    if (sel.all_heads ? r.head < 0 : r.head != sel.head) continue;
+    series[{r.kind, r.layer, r.head}].emplace_back(r.step, r.value);
+  }
+  if (series.empty()) {
+    out.error = at + "metric '" + sel.metric + "' has no record at " + describe_place(sel) + " in " + m.source() +
+                " (recorded: layers " + join_ints(layers) + "; heads " + join_ints(heads) + "; indices " +
+                join_ints(indices) + ")";
+    return out;
+  }
+  std::set<char> kinds;
+  for (const auto& [key, s] : series) kinds.insert(std::get<0>(key));
+  if (kinds.size() > 1) {
+    out.error = at + "metric '" + sel.metric + "' is recorded under several kinds; add kind: probe or kind: step";
+    return out;
+  }
+  if (series.size() > 1 && sel.reduce == Reduce::kNone) {
+    out.error = at + "several layers/heads match; give reduce: max, min or mean";
+    return out;
+  }
+  double acc = sel.reduce == Reduce::kMean ? 0.0 : kNaN;
+  bool first = true, nan = false;
+  for (const auto& [key, s] : series) {
+    double v;
+    std::string err;
+    if (!pick_step(s, sel, &v, &err)) {
+      out.error = at + "metric '" + sel.metric + "' at layer " + std::to_string(std::get<1>(key)) + " head " +
+                  std::to_string(std::get<2>(key)) + " in " + m.source() + ": " + err;
+      return out;
+    }
+    nan |= std::isnan(v);
+    if (sel.reduce == Reduce::kMean) acc += v;
+    else if (first) acc = v;
+    else acc = sel.reduce == Reduce::kMin ? std::min(acc, v) : std::max(acc, v);
+    first = false;
+  }
+  if (sel.reduce == Reduce::kMean) acc /= double(series.size());
+  if (nan) acc = kNaN;
+  out.ok = true;
+  out.raw = acc;
+  out.value = acc * sel.times + sel.plus;
+  out.text = apply_text(sel, out.raw, out.value);
+  return out;
+}
+
+std::vector<ClaimResult> evaluate_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs) {
+  std::map<size_t, RunMetrics> cache;
+  auto metrics = [&](size_t r) -> const RunMetrics& {
+    auto it = cache.find(r);
+    if (it == cache.end()) it = cache.emplace(r, RunMetrics::read(runs[r].dir)).first;
+    return it->second;
+  };
+  std::vector<ClaimResult> out;
+  for (const Claim& c : claims) {
+    ClaimResult res;
+    res.id = c.id;
+    res.text = c.text;
+    res.op = c.op;
+    try {
+      res.lhs = evaluate_side(c.lhs, runs, metrics);
+      res.rhs = evaluate_side(c.rhs, runs, metrics);
+    } catch (const IoError& e) {  // a malformed metrics file
+      res.verdict = Verdict::kError;
+      res.detail = e.what();
+      out.push_back(res);
+      continue;
+    }
+    res.expected = std::string(op_text(c.op)) + " " + (res.rhs.ok ? res.rhs.text : "?");
+    res.measured = res.lhs.ok ? res.lhs.text : "?";
+    std::vector<std::string> details;
+    if (!res.lhs.ok) details.push_back(res.lhs.error);
+    if (!res.rhs.ok) details.push_back(res.rhs.error);
+    if (details.empty()) {
+      const double a = res.lhs.value, b = res.rhs.value;
+      bool pass = false;
+      switch (c.op) {
+        case CompareOp::kGe: pass = a >= b; break;
+        case CompareOp::kGt: pass = a > b; break;
+        case CompareOp::kLe: pass = a <= b; break;
+        case CompareOp::kLt: pass = a < b; break;
+      }
+      res.verdict = pass ? Verdict::kPass : Verdict::kFail;
+      if (std::isnan(a) || std::isnan(b)) details.push_back("a measured value is NaN, so the comparison is false");
+    } else {
+      res.verdict = Verdict::kError;
+    }
+    std::set<std::string> noted;
+    for (const SideValue* s : {&res.lhs, &res.rhs}) {
+      if (s->run.empty() || !noted.insert(s->run).second) continue;
+      for (const ClaimRun& r : runs)
+        if (r.name == s->run && !r.note.empty()) details.push_back("run " + r.name + ": " + r.note);
+    }
+    for (size_t i = 0; i < details.size(); ++i) res.detail += (i ? "; " : "") + details[i];
+    out.push_back(res);
+  }
+  return out;
+}
+
+bool all_passed(const std::vector<ClaimResult>& results) {
+  for (const auto& r : results)
+    if (r.verdict != Verdict::kPass) return false;
+  return true;
+}
+
+namespace {
+
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "\"" + format_number(v) + "\"";
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+std::string json_side(const SideValue& s) {
+  std::string o = "{\"ok\":" + std::string(s.ok ? "true" : "false");
+  if (!s.run.empty()) o += ",\"run\":\"" + json_escape(s.run) + "\"";
+  if (s.ok) o += ",\"raw\":" + json_number(s.raw) + ",\"value\":" + json_number(s.value) + ",\"text\":\"" + json_escape(s.text) + "\"";
+  else o += ",\"error\":\"" + json_escape(s.error) + "\"";
+  return o + "}";
+}
+
+}  // namespace
+
+std::string verdict_markdown(const std::vector<ClaimResult>& results) {
+  std::string s = "| claim | text | expected | measured | verdict |\n|---|---|---|---|---|\n";
+  for (const auto& r : results)
+    s += "| " + md_cell(r.id) + " | " + md_cell(r.text) + " | " + md_cell(r.expected) + " | " + md_cell(r.measured) +
+         " | " + verdict_name(r.verdict) + " |\n";
+  bool any = false;
+  for (const auto& r : results) {
+    if (r.detail.empty()) continue;
+    if (!any) s += "\n";
+    any = true;
+    s += "- **" + r.id + "** (" + verdict_name(r.verdict) + "): " + r.detail + "\n";
+  }
+  return s;
+}
+
+std::string verdict_json(const std::vector<ClaimResult>& results, const std::vector<std::string>& header) {
+  std::string s = "{";
+  for (const auto& h : header) s += h + ",";
+  s += "\"passed\":" + std::string(all_passed(results) ? "true" : "false") + ",\"claims\":[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    s += std::string(i ? "," : "") + "\n  {\"id\":\"" + json_escape(r.id) + "\",\"text\":\"" + json_escape(r.text) +
+         "\",\"op\":\"" + op_text(r.op) + "\",\"expected\":\"" + json_escape(r.expected) + "\",\"measured\":\"" +
+         json_escape(r.measured) + "\",\"verdict\":\"" + verdict_name(r.verdict) + "\",\"detail\":\"" +
+         json_escape(r.detail) + "\",\"lhs\":" + json_side(r.lhs) + ",\"rhs\":" + json_side(r.rhs) + "}";
+  }
+  return s + "\n]}\n";
+}
+
+}  // namespace attnlab

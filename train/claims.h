@@ -1,0 +1,180 @@
+// claims.h: reading a run's metrics.jsonl, and evaluating claims (predicates over measured metrics)
+// against the runs of a sweep. The YAML form of a claim is decoded in repro.cpp; this file only sees the
+// plain structs below.
+//
+// A claim is `lhs op rhs`. Each side is a number or a selector: one run (a map of config values that
+// must match exactly one run), one metric, where (layer / head / index, or all layers / heads reduced
+// by max/min/mean), and when (the last step it was recorded, a given step, or max/min/mean over steps),
+// then `value * times + plus`. Step selection is applied per (layer, head) series first, then the
+// reduction over layers/heads. A metric that is absent from the run is an ERROR (not a FAIL).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "train/config.h"
+
+namespace attnlab {
+
+// A problem with a claim that is known before anything runs (a selector matching zero or several runs,
+// a bad field). Reported like a config error (exit code 2).
+class ClaimError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// metrics.jsonl
+
+// One value of one metric. `kind` is 't' (train record), 'e' (eval), 'p' (probe) or 's' (step).
+// Train records give the metrics "loss", "lr", "grad_norm", "clipped" (0/1), "tokens_per_s",
+// "ms_per_step"; eval records give "val_loss"; all with layer = head = index = -1.
+struct MetricRow {
+  int64_t step = 0;
+  int layer = -1, head = -1, index = -1;
+  double value = 0.0;  // "nan"/"inf"/"-inf" strings become the IEEE values
+  char kind = 'p';
+};
+
+class RunMetrics {
+ public:
+  // Reads DIR/metrics.jsonl. `keep(name)` (when given) selects the metrics to store; others are skipped
+  // cheaply. A missing file gives an empty table (`exists()` false); a malformed line throws IoError
+  // naming the file and line (a truncated last line, from a run killed mid-write, is ignored).
+  static RunMetrics read(const std::string& run_dir, const std::function<bool(std::string_view)>& keep = {});
+  // Parses metrics.jsonl text (tests); `source` names it in errors.
+  static RunMetrics parse(std::string_view text, const std::string& source,
+                          const std::function<bool(std::string_view)>& keep = {});
+
+  bool exists() const { return exists_; }
+  const std::string& source() const { return source_; }
+  // Rows of `metric` in file order, or nullptr when the run never recorded it.
+  const std::vector<MetricRow>* rows(const std::string& metric) const;
+  std::vector<std::string> names() const;
+  // The last step with any probe record, or -1.
+  int64_t last_probe_step() const { return last_probe_step_; }
+  // The last value of a train/eval field ("loss", "val_loss"), or NaN with *found = false.
+  double last_value(const std::string& metric, bool* found) const;
+
+ private:
+  bool add_line(std::string_view line, const std::function<bool(std::string_view)>& keep);
+  std::string source_;
+  bool exists_ = false;
+  int64_t last_probe_step_ = -1;
+  std::map<std::string, std::vector<MetricRow>, std::less<>> by_metric_;
+};
+
+// Reduces one metric at one step over layers >= 0 (or the given layer) and all heads/indices.
+// Returns NaN with *found = false when there is no such record. op: 'M' max, 'm' min.
+double metric_at_step(const RunMetrics& m, const std::string& metric, int64_t step, char op, int layer, bool* found);
+
+// ---------------------------------------------------------------------------------------------------
+// Claims
+
+enum class StepPick { kLast, kAt, kMax, kMin, kMean };
+enum class Reduce { kNone, kMax, kMin, kMean };
+enum class CompareOp { kGe, kGt, kLe, kLt };
+
+struct Selector {
+  std::vector<std::pair<std::string, std::string>> run;  // config key path -> value (as for --set)
+  std::string metric;
+  bool all_layers = false;
+  int layer = -1;
+  bool all_heads = false;
+  int head = -1;
+  int index = -1;
+  std::string kind;  // "" any, else "train", "eval", "probe" or "step"
+  StepPick step = StepPick::kLast;
+  int64_t at_step = 0;  // for StepPick::kAt
+  Reduce reduce = Reduce::kNone;
+  double times = 1.0;
+  bool has_times = false;
+  double plus = 0.0;
+  bool has_plus = false;
+  std::string where;  // location for messages, e.g. "repro.yaml:14: claims[0].lhs"
+};
+
+struct ClaimSide {
+  bool is_number = false;
+  double number = 0.0;
+  Selector sel;
+};
+
+struct Claim {
+  std::string id;
+  std::string text;
+  ClaimSide lhs;
+  CompareOp op = CompareOp::kGe;
+  ClaimSide rhs;
+  std::string where;
+};
+
+// A run the claims may refer to: its name, directory and resolved config (for matching `run:` maps).
+// `problem` is non-empty when the run cannot be used (never ran, interrupted): claims on it are ERRORs.
+// `note` is set for a run that ended early but whose metrics are evidence (non-finite loss): claims on
+// it are evaluated, and the note is shown beside them.
+struct ClaimRun {
+  std::string name;
+  std::string dir;
+  RunConfig config;
+  std::string problem;
+  std::string note;
+};
+
+// Indices of the runs whose resolved config has every key of `sel.run` at the given value (compared
+// after decoding the value with the config reader, so 1.0e-1 matches 0.1 and a bad key or type is
+// reported by the config reader). *why receives the config reader's complaint when no run matches
+// because of it.
+std::vector<size_t> match_runs(const Selector& sel, const std::vector<ClaimRun>& runs, std::string* why = nullptr);
+
+// Checks every selector before anything runs: each must match exactly one run, and its fields must be
+// consistent (layer/head "all" needs a reduce). Throws ClaimError listing every problem.
+void check_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs);
+
+enum class Verdict { kPass, kFail, kError };
+const char* verdict_name(Verdict v);
+const char* op_text(CompareOp op);
+
+struct SideValue {
+  bool ok = false;
+  double raw = 0.0;    // the selected value before times/plus
+  double value = 0.0;  // after
+  std::string run;     // run name ("" for a number)
+  std::string text;    // "100 × 3.2 = 320", "3.2", "50"
+  std::string error;
+};
+
+struct ClaimResult {
+  std::string id, text;
+  std::string expected;  // ">= 100 × 3.2 = 320"
+  std::string measured;  // "412.5"
+  Verdict verdict = Verdict::kError;
+  std::string detail;  // the error, or notes about the runs used
+  SideValue lhs, rhs;
+  CompareOp op = CompareOp::kGe;
+};
+
+// Evaluates every claim; reads each run's metrics once. Never throws for a missing metric or run: that
+// claim's verdict is ERROR with the reason in `detail`.
+std::vector<ClaimResult> evaluate_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs);
+// Evaluates one side against already read metrics (tests).
+SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs,
+                        const std::function<const RunMetrics&(size_t run)>& metrics);
+
+// The verdict table: claim | text | expected | measured | verdict, as GitHub Markdown, followed by the
+// details of every ERROR and note.
+std::string verdict_markdown(const std::vector<ClaimResult>& results);
+// The same as JSON (one object with "claims": [...], "passed": bool), with `header` fields first
+// (already-formatted JSON members, e.g. "\"name\":\"logit-growth\"").
+std::string verdict_json(const std::vector<ClaimResult>& results, const std::vector<std::string>& header);
+bool all_passed(const std::vector<ClaimResult>& results);
+
+// "%.4g"-style number for tables, with nan/inf spelled out.
+std::string format_number(double v);
+
+}  // namespace attnlab

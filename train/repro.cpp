@@ -1,0 +1,425 @@
+#include "train/repro.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "train/run_files.h"
+#include "train/safetensors.h"
+#include "train/sweep.h"
+
+#ifndef ATTNLAB_SOURCE_DIR
+#define ATTNLAB_SOURCE_DIR ""
+#endif
+#ifndef ATTNLAB_GIT_COMMIT
+#define ATTNLAB_GIT_COMMIT "unknown"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+
+namespace {
+
+std::string loc(const std::string& source, const YAML::Mark& m) {
+  if (m.is_null() || m.line < 0) return source;
+  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) { throw ConfigError(where + ": " + what); }
+
+bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }
+
+std::string scalar(const YAML::Node& v, const std::string& source, const std::string& what) {
+  if (!v || !v.IsScalar()) fail(loc(source, v ? v.Mark() : YAML::Mark::null_mark()), what + ": expected a scalar");
+  return v.Scalar();
+}
+
+// A config value as the text after "key=" for the config reader (quoted strings stay strings).
+std::string override_text(const YAML::Node& v, const std::string& source, const std::string& what) {
+  const std::string s = scalar(v, source, what);
+  if (!is_string_tagged(v)) return s;
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
+}
+
+bool parse_number(const YAML::Node& v, double* out) {
+  static const std::regex num_re("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), num_re)) return false;
+  *out = std::strtod(v.Scalar().c_str(), nullptr);
+  return true;
+}
+
+bool parse_int(const YAML::Node& v, int64_t* out) {
+  static const std::regex int_re("[-+]?[0-9]+");
+  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), int_re)) return false;
+  *out = std::strtoll(v.Scalar().c_str(), nullptr, 10);
+  return true;
+}
+
+Selector parse_selector(const YAML::Node& m, const std::string& source, const std::string& what) {
+  Selector s;
+  s.where = loc(source, m.Mark()) + ": " + what;
+  static const std::set<std::string> kFields = {"run", "metric", "layer", "head", "index", "kind",
+                                                "step", "reduce", "times", "plus"};
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    const std::string k = it->first.Scalar();
+    const YAML::Node v = it->second;
+    const std::string at = loc(source, it->first.Mark());
+    const std::string field = what + "." + k;
+    if (!kFields.count(k))
+      fail(at, field + ": unknown selector field (fields: run, metric, layer, head, index, kind, step, reduce, times, plus)");
+    if (k == "run") {
+      if (!v.IsMap()) fail(at, field + ": expected a map of config keys to values, e.g. {optim.lr: 0.1}");
+      for (auto jt = v.begin(); jt != v.end(); ++jt)
+        s.run.emplace_back(jt->first.Scalar(), override_text(jt->second, source, field + "." + jt->first.Scalar()));
+    } else if (k == "metric") {
+      s.metric = scalar(v, source, field);
+    } else if (k == "layer" || k == "head") {
+      int64_t x = 0;
+      const bool all = v.IsScalar() && v.Scalar() == "all";
+      if (!all && !parse_int(v, &x)) fail(loc(source, v.Mark()), field + ": expected a number or all");
+      (k == "layer" ? s.all_layers : s.all_heads) = all;
+      (k == "layer" ? s.layer : s.head) = int(x);
+    } else if (k == "index") {
+      int64_t x = 0;
+      if (!parse_int(v, &x)) fail(loc(source, v.Mark()), field + ": expected a whole number");
+      s.index = int(x);
+    } else if (k == "kind") {
+      s.kind = scalar(v, source, field);
+      if (s.kind != "train" && s.kind != "eval" && s.kind != "probe" && s.kind != "step")
+        fail(loc(source, v.Mark()), field + ": expected train, eval, probe or step");
+    } else if (k == "step") {
+      const std::string t = scalar(v, source, field);
+      int64_t x = 0;
+      if (t == "last") s.step = StepPick::kLast;
+      else if (t == "max") s.step = StepPick::kMax;
+      else if (t == "min") s.step = StepPick::kMin;
+      else if (t == "mean") s.step = StepPick::kMean;
+      else if (parse_int(v, &x) && x >= 0) s.step = StepPick::kAt, s.at_step = x;
+      else fail(loc(source, v.Mark()), field + ": expected last, max, min, mean or a step number");
+    } else if (k == "reduce") {
+      const std::string t = scalar(v, source, field);
+      if (t == "max") s.reduce = Reduce::kMax;
+      else if (t == "min") s.reduce = Reduce::kMin;
+      else if (t == "mean") s.reduce = Reduce::kMean;
+      else fail(loc(source, v.Mark()), field + ": expected max, min or mean");
+    } else if (k == "times" || k == "plus") {
+      double x = 0;
+      if (!parse_number(v, &x)) fail(loc(source, v.Mark()), field + ": expected a number");
+      if (k == "times") s.times = x, s.has_times = true;
+      else s.plus = x, s.has_plus = true;
+    }
+  }
+  if (s.metric.empty()) fail(loc(source, m.Mark()), what + ": no metric (e.g. metric: zabsmax)");
+  return s;
+}
+
+ClaimSide parse_side(const YAML::Node& v, const std::string& source, const std::string& what) {
+  ClaimSide side;
+  if (v.IsMap()) {
+    side.sel = parse_selector(v, source, what);
+    return side;
+  }
+  if (v.IsScalar() && parse_number(v, &side.number)) {
+    side.is_number = true;
+    return side;
+  }
+  fail(loc(source, v.Mark()), what + ": expected a number or a selector map {run: ..., metric: ...}");
+}
+
+std::vector<std::string> override_list(const YAML::Node& v, const std::string& source, const std::string& what) {
+  std::vector<std::string> out;
+  if (!v || v.IsNull()) return out;
+  if (v.IsMap()) {
+    for (auto it = v.begin(); it != v.end(); ++it)
+      out.push_back(it->first.Scalar() + "=" + override_text(it->second, source, what + "." + it->first.Scalar()));
+    return out;
+  }
+  if (!v.IsSequence()) fail(loc(source, v.Mark()), what + ": expected a list of key=value strings");
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].IsScalar() || v[i].Scalar().find('=') == std::string::npos)
+      fail(loc(source, v[i].Mark()), what + ": expected key=value (e.g. train.steps=300)");
+    out.push_back(v[i].Scalar());
+  }
+  return out;
+}
+
+std::string self_dir() {
+  char buf[4096] = {0};
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? fs::path(std::string(buf, size_t(n))).parent_path().string() : "";
+}
+
+int wait_child(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return 1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+}  // namespace
+
+Repro parse_repro(const std::string& yaml_text, const std::string& source, const std::string& dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    fail(loc(source, e.mark), "YAML syntax error: " + e.msg);
+  }
+  if (!root.IsMap()) fail(source, "expected a map with name, title, sources, sweep, budgets, claims");
+  Repro r;
+  r.file = source;
+  r.dir = dir;
+  static const std::set<std::string> kKeys = {"name", "title", "sources", "sweep", "budgets", "claims", "notes"};
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const std::string k = it->first.Scalar();
+    const YAML::Node v = it->second;
+    const std::string at = loc(source, it->first.Mark());
+    if (!kKeys.count(k)) fail(at, "unknown key '" + k + "' (keys: name, title, sources, sweep, budgets, claims, notes)");
+    if (k == "name") r.name = scalar(v, source, k);
+    else if (k == "title") r.title = scalar(v, source, k);
+    else if (k == "sources") {
+      if (v.IsScalar()) r.sources.push_back(v.Scalar());
+      else if (v.IsSequence()) for (size_t i = 0; i < v.size(); ++i) r.sources.push_back(scalar(v[i], source, "sources"));
+      else fail(at, "sources: expected a list of references");
+    } else if (k == "sweep") {
+      const fs::path p(scalar(v, source, k));
+      r.sweep_file = (p.is_absolute() ? p : fs::path(dir) / p).lexically_normal().string();
+    } else if (k == "budgets") {
+      if (!v.IsMap()) fail(at, "budgets: expected a map of budget name -> [key=value, ...]");
+      for (auto jt = v.begin(); jt != v.end(); ++jt)
+        r.budgets.emplace_back(jt->first.Scalar(), override_list(jt->second, source, "budgets." + jt->first.Scalar()));
+    } else if (k == "claims") {
+      if (!v.IsSequence()) fail(at, "claims: expected a list of claims");
+      for (size_t i = 0; i < v.size(); ++i) {
+        const YAML::Node c = v[i];
+        const std::string what = "claims[" + std::to_string(i) + "]";
+        if (!c.IsMap()) fail(loc(source, c.Mark()), what + ": expected a map with id, text, lhs, op, rhs");
+        static const std::set<std::string> kClaimKeys = {"id", "text", "lhs", "op", "rhs"};
+        for (auto jt = c.begin(); jt != c.end(); ++jt)
+          if (!kClaimKeys.count(jt->first.Scalar()))
+            fail(loc(source, jt->first.Mark()), what + ": unknown field '" + jt->first.Scalar() + "' (fields: id, text, lhs, op, rhs)");
+        for (const char* need : {"id", "text", "lhs", "op", "rhs"})
+          if (!c[need]) fail(loc(source, c.Mark()), what + ": missing '" + need + "'");
+        Claim cl;
+        cl.where = loc(source, c.Mark()) + ": " + what;
+        cl.id = scalar(c["id"], source, what + ".id");
+        cl.text = scalar(c["text"], source, what + ".text");
+        const std::string op = scalar(c["op"], source, what + ".op");
+        if (op == ">=") cl.op = CompareOp::kGe;
+        else if (op == ">") cl.op = CompareOp::kGt;
+        else if (op == "<=") cl.op = CompareOp::kLe;
+        else if (op == "<") cl.op = CompareOp::kLt;
+        else fail(loc(source, c["op"].Mark()), what + ".op: expected one of >=, >, <=, < (quoted in YAML)");
+        cl.lhs = parse_side(c["lhs"], source, what + " (" + cl.id + ").lhs");
+        cl.rhs = parse_side(c["rhs"], source, what + " (" + cl.id + ").rhs");
+        if (cl.lhs.is_number && cl.rhs.is_number) fail(cl.where, "both sides are numbers: nothing is measured");
+        r.claims.push_back(std::move(cl));
+      }
+    }
+  }
+  if (r.name.empty()) r.name = fs::path(dir).filename().string();
+  if (r.sweep_file.empty()) fail(source, "no sweep: give sweep: FILE (a sweep file, relative to repro.yaml)");
+  if (r.claims.empty()) fail(source, "no claims: a reproduction states what it expects to measure");
+  return r;
+}
+
+Repro load_repro(const std::string& repro_yaml) {
+  std::ifstream in(repro_yaml, std::ios::binary);
+  if (!in) throw ConfigError(repro_yaml + ": cannot read the reproduction file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_repro(text.str(), repro_yaml, fs::path(repro_yaml).parent_path().string());
+}
+
+std::string attnlab_home() {
+  if (const char* env = std::getenv("ATTNLAB_HOME"); env != nullptr && *env != '\0') {
+    if (!fs::is_directory(fs::path(env) / "experiments"))
+      throw IoError(std::string("ATTNLAB_HOME=") + env + " has no experiments/ directory (it should be the attnlab source tree)");
+    return env;
+  }
+  std::vector<std::string> tried;
+  for (const std::string& c : {std::string(ATTNLAB_SOURCE_DIR), self_dir().empty() ? std::string() : self_dir() + "/.."}) {
+    if (c.empty()) continue;
+    if (fs::is_directory(fs::path(c) / "experiments")) return fs::path(c).lexically_normal().string();
+    tried.push_back(c);
+  }
+  std::string msg = "cannot find the attnlab source tree (tried";
+  for (const auto& t : tried) msg += " " + t;
+  throw IoError(msg + "); set ATTNLAB_HOME to it");
+}
+
+std::vector<std::string> list_repros(const std::string& home) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(home) / "experiments", ec))
+    if (e.is_directory() && fs::exists(e.path() / "repro.yaml")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string resolve_repro(const std::string& name) {
+  const fs::path p(name);
+  if (fs::is_regular_file(p) && p.extension() == ".yaml") return p.string();
+  if (fs::is_directory(p) && fs::exists(p / "repro.yaml")) return (p / "repro.yaml").string();
+  if (name.find('/') != std::string::npos)
+    throw ConfigError(name + ": not a reproduction (expected a directory with a repro.yaml, or a repro.yaml)");
+  const std::string home = attnlab_home();
+  const fs::path f = fs::path(home) / "experiments" / name / "repro.yaml";
+  if (fs::exists(f)) return f.string();
+  const auto names = list_repros(home);
+  std::string msg = "unknown reproduction '" + name + "'; available in " + home + "/experiments: ";
+  if (names.empty()) msg += "none";
+  for (size_t i = 0; i < names.size(); ++i) msg += (i ? ", " : "") + names[i];
+  throw ConfigError(msg);
+}
+
+std::vector<std::string> report_command(const std::vector<std::string>& args) {
+  const char* env_py = std::getenv("ATTNLAB_PYTHON");
+  const std::string python = env_py != nullptr && *env_py != '\0' ? env_py : "/usr/bin/python3";
+  if (access(python.c_str(), X_OK) != 0)
+    throw IoError("attnlab report needs " + python + " (install it: apt-get install python3 python3-matplotlib; or "
+                  "set ATTNLAB_PYTHON to a python3)");
+  const std::string home = attnlab_home();
+  const std::string script = (fs::path(home) / "experiments" / "report" / "report.py").string();
+  if (!fs::is_regular_file(script))
+    throw IoError("attnlab report: the report script " + script + " is missing (set ATTNLAB_HOME to the attnlab "
+                  "source tree)");
+  std::vector<std::string> cmd = {python, script};
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+void exec_report(const std::vector<std::string>& args) {
+  const auto cmd = report_command(args);
+  std::vector<char*> argv;
+  for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  execv(argv[0], argv.data());
+  throw IoError("cannot run " + cmd[0] + ": " + std::strerror(errno));
+}
+
+int run_report(const std::vector<std::string>& args) {
+  const auto cmd = report_command(args);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw IoError(std::string("cannot start the report: ") + std::strerror(errno));
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    std::fprintf(stderr, "attnlab: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    _exit(127);
+  }
+  return wait_child(pid);
+}
+
+int run_repro(const ReproCommand& cmd) {
+  // 1. Everything is read and checked before any run starts.
+  const Repro r = load_repro(resolve_repro(cmd.name));
+  std::vector<std::string> budget_overrides;
+  std::string budget = cmd.budget;
+  if (r.budgets.empty()) {
+    if (!budget.empty()) throw ConfigError(r.file + ": --budget " + budget + ": this reproduction defines no budgets");
+    budget = "default";
+  } else {
+    if (budget.empty()) budget = r.budgets.front().first;
+    bool found = false;
+    for (const auto& [n, ovs] : r.budgets)
+      if (n == budget) budget_overrides = ovs, found = true;
+    if (!found) {
+      std::string names;
+      for (const auto& [n, ovs] : r.budgets) names += (names.empty() ? "" : ", ") + n;
+      throw ConfigError(r.file + ": unknown budget '" + budget + "' (budgets: " + names + ")");
+    }
+  }
+  if (!fs::is_regular_file(r.sweep_file)) throw ConfigError(r.file + ": sweep: no such file " + r.sweep_file);
+  const Sweep sweep = load_sweep(r.sweep_file, budget_overrides);
+  const std::string dir = cmd.out_dir.empty() ? (fs::path("runs") / "repro" / r.name / budget).string() : cmd.out_dir;
+  std::vector<ClaimRun> runs;
+  for (const SweepPoint& p : sweep.points) runs.push_back({p.name, (fs::path(dir) / p.name).string(), p.config, "", ""});
+  check_claims(r.claims, runs);
+
+  std::fprintf(stderr, "attnlab repro %s (budget %s): %s\n", r.name.c_str(), budget.c_str(), r.title.c_str());
+  for (const auto& s : r.sources) std::fprintf(stderr, "  source: %s\n", s.c_str());
+
+  // 2. The runs.
+  SweepOptions so;
+  so.out_dir = dir;
+  so.exe = cmd.exe;
+  so.jobs = cmd.jobs;
+  so.threads = cmd.threads;
+  const SweepResult sr = run_sweep(sweep, so);
+  if (sr.interrupted) return 130;
+
+  // 3. The claims. A run that stopped itself (non-finite loss) still has evidence; one that never
+  // finished does not.
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunOutcome& o = sr.runs[i];
+    if (o.state == RunState::kStopped) runs[i].note = "stopped early: " + o.detail;
+    else if (o.state != RunState::kFinished)
+      runs[i].problem = std::string("did not finish (") + run_state_name(o.state) + (o.detail.empty() ? "" : ": " + o.detail) +
+                        (o.exit_code != 0 ? ", exit " + std::to_string(o.exit_code) : "") + "; see " + o.dir + "/stderr.log";
+  }
+  const auto results = evaluate_claims(r.claims, runs);
+  const std::string table = verdict_markdown(results);
+  int n_pass = 0;
+  for (const auto& x : results) n_pass += x.verdict == Verdict::kPass;
+  const bool passed = all_passed(results);
+  std::printf("\n%s\n%d of %zu claims pass%s\n", table.c_str(), n_pass, results.size(),
+              passed ? "" : " — see verdict.md for the details");
+  std::fflush(stdout);
+
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+  std::string md = "# " + (r.title.empty() ? r.name : r.title) + "\n\nReproduction `" + r.name + "`, budget `" + budget +
+                   "`, " + std::to_string(sweep.points.size()) + " runs (summary.md), " + date + ", commit " +
+                   ATTNLAB_GIT_COMMIT + ".\n";
+  if (!r.sources.empty()) {
+    md += "\nSources:\n";
+    for (const auto& s : r.sources) md += "- " + s + "\n";
+  }
+  md += "\n" + table + "\n" + std::to_string(n_pass) + " of " + std::to_string(results.size()) + " claims pass.\n";
+  std::vector<std::string> header = {"\"name\":\"" + json_escape(r.name) + "\"", "\"title\":\"" + json_escape(r.title) + "\"",
+                                     "\"budget\":\"" + json_escape(budget) + "\"", "\"date\":\"" + std::string(date) + "\"",
+                                     "\"commit\":\"" + std::string(ATTNLAB_GIT_COMMIT) + "\""};
+  std::string sources = "\"sources\":[";
+  for (size_t i = 0; i < r.sources.size(); ++i) sources += (i ? ",\"" : "\"") + json_escape(r.sources[i]) + "\"";
+  header.push_back(sources + "]");
+  {
+    std::ofstream(fs::path(dir) / "verdict.md", std::ios::binary | std::ios::trunc) << md;
+    std::ofstream(fs::path(dir) / "verdict.json", std::ios::binary | std::ios::trunc) << verdict_json(results, header);
+  }
+  std::fprintf(stderr, "attnlab repro: verdict in %s/verdict.md and verdict.json\n", dir.c_str());
+
+  // 4. The report: its failure is reported but does not change the verdict.
+  if (cmd.report) {
+    try {
+      const int rc = run_report({dir, "--out", (fs::path(dir) / "report").string()});
+      if (rc != 0) std::fprintf(stderr, "attnlab repro: warning: the report exited with code %d\n", rc);
+    } catch (const IoError& e) {
+      std::fprintf(stderr, "attnlab repro: warning: no report: %s\n", e.what());
+    }
+  }
+  return passed ? 0 : 1;
+}
+
+}  // namespace attnlab
