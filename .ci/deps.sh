@@ -7,6 +7,10 @@ PKGS=(cmake g++ make git libdnnl-dev libeigen3-dev libyaml-cpp-dev catch2)
 if [[ "${ATTNLAB_WITH_TORCH:-0}" == 1 ]]; then
   PKGS+=(python3 python3-numpy python3-torch libopenblas0-openmp)   # only for experiments/bench
 fi
+if [[ "${ATTNLAB_WITH_REPORT:-0}" == 1 ]]; then
+  # experiments/report: figures (matplotlib), configs (yaml), the headless-browser test (chromium, a font)
+  PKGS+=(python3 python3-numpy python3-matplotlib python3-yaml chromium fonts-dejavu-core)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -290,6 +290,12 @@ std::string resolve_repro(const std::string& name) {
 }
 
 std::vector<std::string> report_command(const std::vector<std::string>& args) {
+  // The report recomputes attention maps with this binary's `grads` (the run's real first batch).
+  if (!std::getenv("ATTNLAB_BIN")) {
+    char self[4096] = {0};
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) setenv("ATTNLAB_BIN", std::string(self, size_t(n)).c_str(), 1);
+  }
   const char* env_py = std::getenv("ATTNLAB_PYTHON");
   const std::string python = env_py != nullptr && *env_py != '\0' ? env_py : "/usr/bin/python3";
   if (access(python.c_str(), X_OK) != 0)

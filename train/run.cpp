@@ -161,8 +161,9 @@ int run_train(const TrainCommand& cmd) {
     if (monitor) {
       monitor->maybe_probe(step, trainer.model());
       for (const Event& e : monitor->take_new_events()) {
-        last_warning = e.kind + (e.layer >= 0 ? " L" + std::to_string(e.layer) : "") +
-                       (e.head >= 0 ? "H" + std::to_string(e.head) : "");
+        last_warning = e.kind;
+        if (e.layer >= 0) last_warning.append(" L").append(std::to_string(e.layer));
+        if (e.head >= 0) last_warning.append("H").append(std::to_string(e.head));
         if (!cmd.quiet) std::fprintf(stderr, "%sattnlab: step %lld: %s\n", tty ? "\n" : "", (long long)step, e.message.c_str());
       }
     }

@@ -263,8 +263,8 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
     groups.push_back(std::move(g));
   };
   std::vector<std::string> set;
-  bool have_base = false;
-  YAML::Node base_node, base_config_node;
+  std::string base_key;  // "base" or "base_config"
+  YAML::Node base_node;
   for (auto it = root.begin(); it != root.end(); ++it) {
     const YAML::Node k = it->first, v = it->second;
     const std::string key = k.IsScalar() ? k.Scalar() : "";
@@ -272,9 +272,9 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
     if (!kKeys.count(key))
       fail(where, "unknown sweep key '" + key + "' (keys: base, base_config, set, grid, zip, range, seeds)");
     if (key == "base" || key == "base_config") {
-      if (have_base) fail(where, "give exactly one of base (a file) and base_config (an inline config)");
-      have_base = true;
-      (key == "base" ? base_node : base_config_node) = v;
+      if (!base_key.empty()) fail(where, "give exactly one of base (a file) and base_config (an inline config)");
+      base_key = key;
+      base_node.reset(v);
     } else if (key == "set") {
       set = override_list(v, source, "set");
     } else if (key == "grid") {
@@ -306,7 +306,7 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
           } else if (vals.size() != n) {
             fail(loc(source, jt->first.Mark()), "zip: axes advance together and need equal lengths: " + first +
                                                     " has " + std::to_string(n) + " values, " + ak + " has " +
-                                                    std::to_string(vals.size()));
+                                                    std::to_string(vals.size()) + " values");
           }
           g.keys.push_back(ak);
           cols.push_back(std::move(vals));
@@ -329,17 +329,17 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
       add_group(std::move(g), where);
     }
   }
-  if (!have_base) fail(source, "no base config: give base: PATH (relative to the sweep file) or base_config: {...}");
-  if (base_node) {
+  if (base_key.empty()) fail(source, "no base config: give base: PATH (relative to the sweep file) or base_config: {...}");
+  if (base_key == "base") {
     if (!base_node.IsScalar() || base_node.Scalar().empty()) fail(loc(source, base_node.Mark()), "base: expected a file path");
     const fs::path p = fs::path(base_node.Scalar());
     sw.base_path = (p.is_absolute() ? p : fs::path(base_dir) / p).lexically_normal().string();
     if (!fs::is_regular_file(sw.base_path))
       fail(loc(source, base_node.Mark()), "base: no such config file " + sw.base_path);
   } else {
-    if (!base_config_node.IsMap() && !base_config_node.IsNull())
-      fail(loc(source, base_config_node.Mark()), "base_config: expected a config map (model:, optim:, ...)");
-    sw.base_text = base_config_node.IsNull() ? "" : YAML::Dump(base_config_node) + "\n";
+    if (!base_node.IsMap() && !base_node.IsNull())
+      fail(loc(source, base_node.Mark()), "base_config: expected a config map (model:, optim:, ...)");
+    sw.base_text = base_node.IsNull() ? "" : YAML::Dump(base_node) + "\n";
   }
 
   // Overrides for every point must not fight the axes.
@@ -813,20 +813,27 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     }
     res.runs.push_back(o);
   }
-  std::fprintf(stderr,
-               "attnlab sweep: %zu runs in %s: %d finished, %d stopped early, %zu to run (%d to resume); "
-               "%d at a time x %d threads\n",
-               sweep.points.size(), res.dir.c_str(), n_done, n_stopped, todo.size(), n_resume,
-               std::min<int>(jobs, int(std::max<size_t>(todo.size(), 1))), threads);
+  std::string plan;
+  if (!todo.empty())
+    plan = "; " + std::to_string(std::min<size_t>(size_t(jobs), todo.size())) + " at a time x " +
+           std::to_string(threads) + (threads == 1 ? " thread" : " threads");
+  std::fprintf(stderr, "attnlab sweep: %zu runs in %s: %d finished, %d stopped early, %zu to run (%d to resume)%s\n",
+               sweep.points.size(), res.dir.c_str(), n_done, n_stopped, todo.size(), n_resume, plan.c_str());
   for (size_t i = 0; i < sweep.points.size(); ++i)
     if (states[i] == RunState::kStopped)
       std::fprintf(stderr, "  %s: stopped early, not retried (%s); move the directory away to rerun it\n",
                    sweep.points[i].name.c_str(), details[i].c_str());
 
+  std::string exe = opt.exe;
+  if (exe.empty()) {  // this process's binary (its real path, not argv[0])
+    char buf[4096] = {0};
+    const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n > 0) exe.assign(buf, size_t(n));
+  }
   auto child_args = [&](const Job& j) {
     const SweepPoint& p = sweep.points[j.point];
     const std::string run_dir = (dir / p.name).string();
-    std::vector<std::string> a = {opt.exe, "train"};
+    std::vector<std::string> a = {exe, "train"};
     if (j.resume) a.insert(a.end(), {"--resume", run_dir});
     else a.insert(a.end(), {(dir / "configs" / (p.name + ".yaml")).string(), "--out", run_dir});
     a.insert(a.end(), {"--quiet", "--set", "train.threads=" + std::to_string(threads)});
@@ -874,7 +881,9 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
       if (forwarded == 0)
         std::fprintf(stderr, "attnlab sweep: interrupted; stopping %zu running runs (they save a checkpoint)\n",
                      running.size());
-      for (const auto& [pid, r] : running) kill(pid, g_sweep_signal.load());
+      // A third Ctrl-C gives up on clean stops.
+      const int sig = g_sweep_signal_count.load() >= 3 ? SIGKILL : g_sweep_signal.load();
+      for (const auto& [pid, r] : running) kill(pid, sig);
       forwarded = g_sweep_signal_count.load();
     }
     while (!stopping && next < todo.size() && int(running.size()) < jobs) {

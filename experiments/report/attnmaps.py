@@ -124,7 +124,8 @@ def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16):
             else:
                 c = min(avail, key=lambda a: (abs(a - s), a))
                 if c != s:
-                    notes.append(f"no checkpoint at step {s}; used step {c} (checkpoints: {', '.join(map(str, avail))})")
+                    notes.append(f"no checkpoint at step {s}; used step {c} "
+                                 f"(checkpoints: {', '.join(map(str, avail))})")
             if c not in chosen:
                 chosen.append(c)
         chosen.sort()
@@ -142,7 +143,8 @@ def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16):
         heads = []
         for l, h in heads_req:
             if l >= L or (h is not None and h >= H):
-                notes.append(f"--heads {l}:{'*' if h is None else h} is outside this model ({L} layers × {H} heads); skipped")
+                notes.append(f"--heads {l}:{'*' if h is None else h} is outside this model "
+                             f"({L} layers × {H} heads); skipped")
                 continue
             for hh in (range(H) if h is None else [h]):
                 if (l, hh) not in heads:

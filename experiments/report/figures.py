@@ -30,16 +30,17 @@ EVENT_MARKERS = {
     "massive_activation": "P", "loss_spike": "*", "grad_spike": "X", "grad_explosion": "h",
     "grad_vanishing": "d", "nonfinite": "x", "flight_recorder": "|", "interrupted": ">", "resume": "<",
 }
+_UNFILLED = {"x", "|", "+", "_", "1", "2", "3", "4"}
 # Not drawn on the loss curve (they mark bookkeeping, not the model's state); still in the strip and table.
 _NOT_ON_CURVE = {"flight_recorder", "resume"}
 
 # Layer × step heatmaps: metric -> (reduce over heads, colour scale, colormap, colourbar label, threshold key)
 HEATMAPS = [
-    ("ent_norm", "min", "linear01", "viridis", "attention entropy H/ln(i+1)\n(min over heads)", "warn_entropy"),
-    ("zabsmax", "max", "log", "magma", "max |attention logit| q·k/√d_h\n(max over heads)", "warn_logit"),
-    ("sink_gs", None, "linear01", "cividis", "sink rate: fraction of heads\nwith α₀ > 0.3", None),
-    ("rgs_sum", None, "log", "plasma", "gradient-sink ratio R_GS\n‖G₀‖ / mean_t ‖G_t‖", None),
-    ("mass_ratio", None, "log", "inferno", "massive-activation ratio\ntop-1 / median |x|", "warn_mass_ratio"),
+    ("ent_norm", "min", "linear01", "viridis", "normalised entropy\n(min over heads)", "warn_entropy"),
+    ("zabsmax", "max", "log", "magma", "max |attention logit|\n(max over heads)", "warn_logit"),
+    ("sink_gs", None, "linear01", "cividis", "sink rate\n(fraction α₀ > 0.3)", None),
+    ("rgs_sum", None, "log", "plasma", "gradient-sink\nratio R_GS", None),
+    ("mass_ratio", None, "log", "inferno", "top-1 / median |x|", "warn_mass_ratio"),
 ]
 HEATMAP_TITLES = {
     "ent_norm": "Attention entropy (normalised), minimum over heads",
@@ -64,19 +65,19 @@ def short(label, n=42):
     return label if len(label) <= n else label[: n - 1] + "…"
 
 
-def _ema(y, n):
-    """Bias-corrected exponential moving average over ~n/50 points (NaN-safe: holds the last finite value)."""
-    span = max(1, n // 50)
-    if span <= 1:
+def _smooth(y):
+    """Centred moving average over ~1 % of the points (odd window, shrinking at the ends; non-finite values
+    left out), so the smoothed curve does not lag behind fast changes as a trailing average would."""
+    w = max(1, len(y) // 100) | 1
+    if w == 1:
         return y
-    a = 2.0 / (span + 1)
-    out = np.empty_like(y)
-    m, w = 0.0, 0.0
-    for i, v in enumerate(y):
-        if np.isfinite(v):
-            m = (1 - a) * m + a * v
-            w = (1 - a) * w + a
-        out[i] = m / w if w > 0 else np.nan
+    fin = np.isfinite(y)
+    k = np.ones(w)
+    num = np.convolve(np.where(fin, y, 0.0), k, mode="same")
+    den = np.convolve(fin.astype(np.float64), k, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~fin] = np.nan
     return out
 
 
@@ -102,7 +103,7 @@ def fig_loss(runs, colors):
     width = FULL if (many or events) else COL + 0.6
     if events:
         fig, (ax, axe) = plt.subplots(2, 1, figsize=(width, 3.6 + 0.12 * len(with_train)), sharex=True,
-                                      gridspec_kw=dict(height_ratios=[3, 1 + 0.1 * len(with_train)], hspace=0.08))
+                                      gridspec_kw=dict(height_ratios=[3, 1 + 0.1 * len(with_train)], hspace=0.32))
     else:
         fig, ax = plt.subplots(figsize=(width, 2.6))
         axe = None
@@ -114,7 +115,7 @@ def fig_loss(runs, colors):
         finite_all.append(y[fin])
         if len(s) > 100:
             ax.plot(s, y, color=c, lw=0.5, alpha=0.3)
-            ax.plot(s, _ema(y, len(s)), color=c, lw=1.2, label=short(r.label))
+            ax.plot(s, _smooth(y), color=c, lw=1.2, label=short(r.label))
         else:
             ax.plot(s, y, color=c, lw=1.2, label=short(r.label))
         _mark_nonfinite(ax, s[~fin], c)
@@ -129,7 +130,7 @@ def fig_loss(runs, colors):
         ax.set_yscale("log")
     ax.set_ylabel("loss (nats / token)")
     ax.set_title("Training loss (solid) and evaluation loss (dashed, ○)", loc="left")
-    style = [Line2D([], [], color="0.3", lw=1.2, label="train" + (" (EMA; raw faint)" if any(
+    style = [Line2D([], [], color="0.3", lw=1.2, label="train" + (" (smoothed; raw faint)" if any(
         len(r.train["step"]) > 100 for r in with_train) else "")),
         Line2D([], [], color="0.3", lw=0.9, ls="--", marker="o", ms=2.5, mfc="white", label="eval")]
     handles, labels = ax.get_legend_handles_labels()
@@ -144,15 +145,14 @@ def fig_loss(runs, colors):
             if k not in kinds_seen:
                 kinds_seen.append(k)
             st = e["step"]
-            axe.scatter([st], [i], marker=mk, s=28, color=colors[r.label], edgecolor="black", linewidths=0.4,
-                        zorder=4)
-            if k not in _NOT_ON_CURVE:
+            edge = dict(edgecolor="black", linewidths=0.4) if mk not in _UNFILLED else dict(linewidths=1.0)
+            axe.scatter([st], [i], marker=mk, s=28, color=colors[r.label], zorder=4, **edge)
+            if k not in _NOT_ON_CURVE and len(with_train) <= 8:
                 ly = np.interp(st, r.train["step"], np.where(np.isfinite(r.train["loss"]), r.train["loss"],
                                                              np.nanmax(fin) if len(fin) else 0))
-                ax.scatter([st], [ly], marker=mk, s=30, color=colors[r.label], edgecolor="black",
-                           linewidths=0.5, zorder=6)
+                ax.scatter([st], [ly], marker=mk, s=30, color=colors[r.label], zorder=6, **edge)
         axe.set_yticks(range(len(with_train)))
-        axe.set_yticklabels([short(r.label, 24) for r in with_train])
+        axe.set_yticklabels([short(r.label, 40) for r in with_train], fontsize=6 if len(with_train) > 8 else 7)
         axe.set_ylim(-0.6, len(with_train) - 0.4)
         axe.invert_yaxis()
         axe.grid(axis="y", alpha=0)
@@ -171,12 +171,17 @@ def fig_loss(runs, colors):
 # Layer × step heatmaps
 
 
-def _edges(v):
+def _edges(v, floor=None):
+    """Cell edges around the centres v (half-way between neighbours); the first edge not below `floor`."""
     v = np.asarray(v, dtype=np.float64)
     if len(v) == 1:
-        return np.array([v[0] - 0.5, v[0] + 0.5])
-    mid = (v[1:] + v[:-1]) / 2
-    return np.concatenate([[max(v[0] - (mid[0] - v[0]), 0.0)], mid, [v[-1] + (v[-1] - mid[-1])]])
+        e = np.array([v[0] - 0.5, v[0] + 0.5])
+    else:
+        mid = (v[1:] + v[:-1]) / 2
+        e = np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+    if floor is not None:
+        e[0] = max(e[0], floor)
+    return e
 
 
 def pick_runs(runs, n, key=None):
@@ -185,7 +190,8 @@ def pick_runs(runs, n, key=None):
         return list(runs), []
     if key is not None:
         vals = [key(r) for r in runs]
-        order = sorted(range(len(runs)), key=lambda i: (not np.isfinite(vals[i]), vals[i] if np.isfinite(vals[i]) else 0))
+        order = sorted(range(len(runs)),
+                       key=lambda i: (not np.isfinite(vals[i]), vals[i] if np.isfinite(vals[i]) else 0))
     else:
         order = list(range(len(runs)))
     idx = sorted({order[int(round(j))] for j in np.linspace(0, len(runs) - 1, n)})
@@ -217,7 +223,7 @@ def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, m
     nrows = math.ceil(n / ncols)
     width = COL + 0.5 if ncols == 1 else FULL
     layers_max = max(len(d[1]) for _, d in have)
-    ph = 0.9 + 0.18 * min(layers_max, 12)
+    ph = 1.25 + 0.15 * min(layers_max, 12)
     fig, axs = plt.subplots(nrows, ncols, figsize=(width, ph * nrows + 0.4), squeeze=False,
                             constrained_layout=True)
     cm = plt.get_cmap(cmap).copy()
@@ -228,7 +234,7 @@ def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, m
         v = np.ma.masked_invalid(vals)
         if scale == "log":
             v = np.ma.masked_less_equal(v, 0)
-        mesh = ax.pcolormesh(_edges(steps), _edges(layers), v, cmap=cm, norm=norm, shading="flat",
+        mesh = ax.pcolormesh(_edges(steps, floor=0.0), _edges(layers), v, cmap=cm, norm=norm, shading="flat",
                              rasterized=True)
         ax.set_yticks(layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)])
         ax.set_ylabel("layer")
@@ -283,7 +289,7 @@ def fig_gradpos(runs, requested_steps=None, max_runs=4):
     shown, dropped = pick_runs(have, max_runs, key=lambda r: r.final("rgs_median", layer=-1)
                                if r.has("rgs_median") else r.final("loss"))
     fig, axs = plt.subplots(len(shown), 3, figsize=(FULL, 1.85 * len(shown) + 0.45), squeeze=False,
-                            sharey="row", constrained_layout=True)
+                            sharex=True, sharey="row", constrained_layout=True)
     steps_used = {}
     cm = plt.get_cmap("viridis")
     for i, r in enumerate(shown):
@@ -303,11 +309,13 @@ def fig_gradpos(runs, requested_steps=None, max_runs=4):
                 ax.plot(t[pos], v[pos], color=col, marker="o", ms=2.2, lw=1.0, label=f"step {s}")
             ax.set_yscale("log")
             sym = {"grad_q_norm": "q", "grad_k_norm": "k", "grad_v_norm": "v"}[m]
-            ax.set_title(f"‖Σ_b ∇{sym}_t‖, mean over heads and layers" if i == 0 else "", loc="left")
+            if i == 0:
+                what = {"q": "query", "k": "key", "v": "value"}[sym]
+                ax.set_title(f"{what} gradient ‖Σ_b ∇{sym}_t‖", loc="left")
             if i == len(shown) - 1:
                 ax.set_xlabel("position t")
             if j == 0:
-                ax.set_ylabel(short(r.label, 26) + "\ngradient norm")
+                ax.set_ylabel(short(r.label, 26) + "\nnorm (mean over layers)")
             if j == 2:
                 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, [r.label for r in dropped], steps_used
@@ -319,11 +327,11 @@ def fig_gradpos(runs, requested_steps=None, max_runs=4):
 SWEEP_PANELS = [
     # (metric, reduce, layer, y label, log y)
     ("__loss__", None, None, "final loss (nats)", False),
-    ("zabsmax", "max", None, "final max |attention logit|\n(max over layers, heads)", True),
-    ("ent_norm", "min", None, "final min attention entropy\n(normalised; over layers, heads)", False),
+    ("zabsmax", "max", None, "final max |attn logit|\n(over layers, heads)", True),
+    ("ent_norm", "min", None, "final min entropy\n(normalised)", False),
     ("sink_gs", "mean", None, "final sink rate\n(mean over layers)", False),
-    ("rgs_median", None, -1, "final gradient-sink ratio\n(median R_GS over layers)", True),
-    ("mass_ratio", "max", None, "final massive-activation ratio\n(max over layers)", True),
+    ("rgs_median", None, -1, "final R_GS\n(median over layers)", True),
+    ("mass_ratio", "max", None, "final top-1/median |x|\n(max over layers)", True),
 ]
 
 AXIS_NAMES = {"optim.lr": "peak learning rate (optim.lr)", "optim.weight_decay": "weight decay",
@@ -336,6 +344,18 @@ def _sweep_value(r, metric, reduce, layer, loss_kind):
     if not r.has(metric):
         return math.nan
     return r.final(metric, reduce=reduce or "max", layer=layer)
+
+
+def _fmt_val(v):
+    return ("true" if v else "false") if isinstance(v, bool) else v
+
+
+def _maybe_logy(ax, logy, values):
+    """Log y only when the values are positive and span at least a decade (else plain tick labels read better)."""
+    ys = np.asarray(values, dtype=np.float64)
+    ys = ys[np.isfinite(ys)]
+    if logy and len(ys) and np.all(ys > 0) and ys.max() / ys.min() >= 10:
+        ax.set_yscale("log")
 
 
 def choose_x_axis(axes):
@@ -358,7 +378,7 @@ def fig_sweep(runs, axes, colors):
     panels = [p for p in SWEEP_PANELS if p[0] == "__loss__" or any(r.has(p[0]) for r in runs)]
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(FULL, 2.0 * nrows + 0.5), squeeze=False, constrained_layout=True)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(FULL, 2.2 * nrows + 0.5), squeeze=False, constrained_layout=True)
     info = {"x": xkey, "loss": loss_kind}
     group_keys = [k for k in axes if k not in (xkey, "train.seed")]
     if xkey is not None:
@@ -373,7 +393,7 @@ def fig_sweep(runs, axes, colors):
         logx = all(x > 0 for x in xs_all) and max(xs_all) / min(xs_all) >= 10
         for pi, (metric, reduce, layer, ylabel, logy) in enumerate(panels):
             ax = axs[pi // ncols][pi % ncols]
-            bad_x = []
+            bad_x, plotted = [], []
             for g, rs in groups.items():
                 by_x = {}
                 for r in rs:
@@ -390,22 +410,24 @@ def fig_sweep(runs, axes, colors):
                     lo.append(fv.min() if len(fv) else np.nan)
                     hi.append(fv.max() if len(fv) else np.nan)
                 mean, lo, hi = map(np.array, (mean, lo, hi))
-                lab = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in g) or None
+                plotted += list(lo) + list(hi)
+                lab = ", ".join(f"{k.split('.')[-1]}={_fmt_val(v)}" for k, v in g) or None
                 ax.plot(xs, mean, color=gcol[g], marker="o", ms=3, lw=1.1, label=lab)
                 if np.any(hi > lo):
                     ax.fill_between(xs, lo, hi, color=gcol[g], alpha=0.15, lw=0)
             _mark_nonfinite(ax, bad_x, "red")
             if logx:
                 ax.set_xscale("log")
-            if logy:
-                ax.set_yscale("log")
+            _maybe_logy(ax, logy, plotted)
             ax.set_ylabel(ylabel if metric != "__loss__" else
                           ("final eval loss (nats)" if loss_kind == "val_loss" else "final train loss (nats)"))
             ax.set_xlabel(AXIS_NAMES.get(xkey, xkey))
             if pi == 0 and len(groups) > 1:
                 ax.legend(loc="best")
     else:
-        labels = [short(r.label, 20) for r in runs]
+        flats = [r.flat_config() for r in runs]
+        labels = [short(", ".join(f"{k.split('.')[-1]}={_fmt_val(f.get(k))}" for k in axes) or r.label, 28)
+                  for r, f in zip(runs, flats)]
         for pi, (metric, reduce, layer, ylabel, logy) in enumerate(panels):
             ax = axs[pi // ncols][pi % ncols]
             vals = np.array([_sweep_value(r, metric, reduce, layer, loss_kind) for r in runs])
@@ -414,9 +436,10 @@ def fig_sweep(runs, axes, colors):
             ax.scatter(xs[fin], vals[fin], c=[colors[r.label] for r, ok in zip(runs, fin) if ok], s=18, zorder=3)
             _mark_nonfinite(ax, xs[~fin], "red")
             ax.set_xticks(xs)
-            ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=6)
-            if logy and np.any(vals[fin] > 0):
-                ax.set_yscale("log")
+            tilt = len(runs) > 3
+            ax.set_xticklabels(labels, rotation=40 if tilt else 0, ha="right" if tilt else "center", fontsize=6)
+            ax.set_xlim(-0.5, len(runs) - 0.5)
+            _maybe_logy(ax, logy, vals)
             ax.set_ylabel(ylabel if metric != "__loss__" else
                           ("final eval loss (nats)" if loss_kind == "val_loss" else "final train loss (nats)"))
     for k in range(len(panels), nrows * ncols):
@@ -429,7 +452,7 @@ def fig_sweep(runs, axes, colors):
 # Attention maps
 
 
-def fig_attention(label, maps, heads, tokens_note, has_sink_token, extra_key, max_cols=8):
+def fig_attention(label, maps, heads, extra_key, max_cols=4):
     """maps: [(step, probs list over layers [B, H, T, T], p0 list)], already for one sequence (B = 1)."""
     rows = len(maps)
     panels = [(l, h) for (l, h) in heads]
@@ -437,28 +460,32 @@ def fig_attention(label, maps, heads, tokens_note, has_sink_token, extra_key, ma
     prow = math.ceil(len(panels) / ncols)
     nr = rows * prow
     T = maps[0][1][0].shape[-1]
-    cell = min(1.6, FULL / max(ncols, 1) - 0.1)
+    cell = min(1.55, (FULL - 0.8) / max(ncols, 1))
     fig, axs = plt.subplots(nr, ncols, figsize=(min(FULL, cell * ncols + 0.9), cell * nr + 0.5), squeeze=False,
                             constrained_layout=True)
     norm = mcolors.PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad("white")
     im = None
     for si, (step, probs, p0s) in enumerate(maps):
         for pi, (l, h) in enumerate(panels):
             ax = axs[si * prow + pi // ncols][pi % ncols]
-            p = probs[l][0, h]
+            p = probs[l][0, h].copy()
+            p[np.triu_indices(T, 1)] = np.nan  # invisible keys (j > i): white, unlike probability 0
             img = p
             x0 = -0.5
             if extra_key and p0s[l] is not None:
                 img = np.concatenate([p0s[l][0, h][:, None], p], axis=1)
                 x0 = -1.5
-            im = ax.imshow(img, cmap="magma", norm=norm, extent=(x0, T - 0.5, T - 0.5, -0.5), aspect="equal")
+            im = ax.imshow(np.ma.masked_invalid(img), cmap=cmap, norm=norm, extent=(x0, T - 0.5, T - 0.5, -0.5),
+                           aspect="equal")
             if extra_key and p0s[l] is not None:
                 ax.axvline(-0.5, color="white", lw=0.8)
             ax.grid(False)
             ax.set_title(f"L{l} H{h}" + (f" · step {step}" if pi % ncols == 0 or len(maps) > 1 else ""),
                          fontsize=7, loc="left")
             ticks = [0, T // 2, T - 1] if T > 4 else list(range(T))
-            ax.set_xticks(ticks)
+            ax.set_xticks(([-1] if x0 < -1 else []) + ticks)
             ax.set_yticks(ticks)
             ax.tick_params(labelsize=6, length=2)
             if pi % ncols == 0:
@@ -469,6 +496,6 @@ def fig_attention(label, maps, heads, tokens_note, has_sink_token, extra_key, ma
         for k in range(len(panels), prow * ncols):
             axs[si * prow + k // ncols][k % ncols].set_visible(False)
     cb = fig.colorbar(im, ax=axs, shrink=0.9, aspect=30, pad=0.01)
-    cb.set_label("attention probability (√ scale)")
-    fig.suptitle(f"{short(label, 60)} — attention maps ({tokens_note})", fontsize=7, x=0.01, ha="left")
+    cb.set_label("probability (√ scale)")
+    fig.suptitle(short(label, 70), fontsize=8, x=0.01, ha="left")
     return fig

@@ -54,7 +54,9 @@ SCRIPT = """
       var table = th.closest('table'), body = table.tBodies[0];
       var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
       var asc = th.getAttribute('data-sort') !== 'asc';
-      Array.prototype.forEach.call(table.querySelectorAll('thead th'), function (o) { o.removeAttribute('data-sort'); });
+      Array.prototype.forEach.call(table.querySelectorAll('thead th'), function (o) {
+        o.removeAttribute('data-sort');
+      });
       th.setAttribute('data-sort', asc ? 'asc' : 'desc');
       var rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
@@ -134,12 +136,15 @@ def _is_num(s):
 
 
 def table(headers, rows, sortable=True, md=False, row_classes=None, raw_cols=()):
-    """rows: lists of cell values (str/float). md: cells are Markdown (inline). raw_cols: columns holding HTML."""
+    """rows: lists of cell values (str/float). md: cells are Markdown (inline). raw_cols: columns holding HTML.
+    Rows get the class PASS / FAIL / ERROR (coloured) from row_classes, or else from a cell saying so."""
     h = ['<table class="sortable">' if sortable else "<table>", "<thead><tr>"]
     h += [f"<th>{inline_md(c) if md else esc(c)}</th>" for c in headers]
     h.append("</tr></thead><tbody>")
     for ri, row in enumerate(rows):
-        cls = f' class="{esc(row_classes[ri])}"' if row_classes and row_classes[ri] else ""
+        rc = row_classes[ri] if row_classes else next(
+            (v for v in (str(c).strip(" *`").upper() for c in row) if v in ("PASS", "FAIL", "ERROR")), "")
+        cls = f' class="{esc(rc)}"' if rc else ""
         h.append(f"<tr{cls}>")
         for ci, c in enumerate(row):
             if ci in raw_cols:

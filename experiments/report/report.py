@@ -9,7 +9,6 @@ python3-yaml). Exit codes: 0 written, 2 bad arguments or inputs.
 import argparse
 import base64
 import datetime
-import html
 import math
 import os
 import re
@@ -17,8 +16,6 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import numpy as np  # noqa: E402
 
 import attnmaps  # noqa: E402
 import figures as F  # noqa: E402
@@ -28,6 +25,20 @@ from model_np import MODEL_DEFAULTS  # noqa: E402
 
 plt = F.plt
 esc = page.esc
+
+# What each heatmap shows (instrument/docs/attention.md, gradients.md, residual.md).
+HEATMAP_TEXT = {
+    "ent_norm": "mean over sequences and query rows i ≥ 1 of H_i / ln(i+1): 1 = uniform over the prefix, 0 = "
+                "one-hot (entropy collapse, Zhai et al. 2023). The colour is the least-entropic head of the layer.",
+    "zabsmax": "max |q·k/√d_h| over the batch, queries and keys (attention-logit growth, Wortsman et al. 2023); "
+               "log colour scale.",
+    "sink_gs": "fraction of (sequence, head) pairs whose first-token attention α₀ exceeds ε = 0.3 (gradient-sink "
+               "paper Eq. 1–2; Gu et al. 2024).",
+    "rgs_sum": "‖G₀‖ / mean_{t=1..T_e} ‖G_t‖ with G_t the batch-summed gradient at the attention input "
+               "(Chen, Lin, Yao 2026, Def. 1); ~1–2 at init, grows as a gradient sink forms. Log colour scale.",
+    "mass_ratio": "top-1 / median |activation| of block l's output (Sun et al. 2024); Gaussian ≈ 6, flag > 100. Log "
+                  "colour scale.",
+}
 
 # Probe metrics the figures use, for the "missing" notes.
 _GRAD_POS = ("grad_q_norm", "grad_k_norm", "grad_v_norm")
@@ -108,8 +119,8 @@ def config_summary(r):
         rows.append(("data", f"{desc}{extra}"))
     if g("optim.lr") is not None:
         rows.append(("optimizer", f"AdamW lr {g('optim.lr')}, β=({g('optim.beta1')}, {g('optim.beta2')}), eps "
-                                  f"{g('optim.eps')}, weight decay {g('optim.weight_decay')} ({g('optim.decay_mode')}), "
-                                  f"clip {g('optim.grad_clip')}"))
+                                  f"{g('optim.eps')}, weight decay {g('optim.weight_decay')} "
+                                  f"({g('optim.decay_mode')}), clip {g('optim.grad_clip')}"))
         rows.append(("schedule", f"{g('schedule.kind')}, warmup {g('schedule.warmup')}, min_lr_frac "
                                  f"{g('schedule.min_lr_frac')}"))
         B, acc, T = g("train.batch"), g("train.accum"), g("model.seq_len")
@@ -160,7 +171,7 @@ def run_headers(runs):
                      r.final("val_loss"), _fmt_s(r.wall_time_s()), r.info.get("commit", "–"),
                      r.info.get("n_params", "–")])
         miss = missing_notes(r)
-        body = page.table(["", ""], config_summary(r), sortable=False)
+        body = page.table(["setting", "value"], config_summary(r), sortable=False)
         if miss:
             body += '<p><b>Missing:</b></p><ul>' + "".join(f"<li>{m}</li>" for m in miss) + "</ul>"
         if r.problems:
@@ -181,6 +192,9 @@ def run_headers(runs):
 
 
 def verdict_html(sw):
+    """The reproduction's verdict (verdict.json as `attnlab repro` writes it: header fields and `claims`, each
+    with id, text, expected, measured, verdict, detail; any other list-of-objects layout works too), else
+    verdict.md."""
     vj = sw.verdict_json
     rows, extra = None, {}
     if isinstance(vj, list):
@@ -189,21 +203,26 @@ def verdict_html(sw):
         for k in ("claims", "rows", "results", "table"):
             if isinstance(vj.get(k), list):
                 rows = vj[k]
-                extra = {kk: vv for kk, vv in vj.items() if kk != k and not isinstance(vv, (list, dict))}
+                extra = {kk: vv for kk, vv in vj.items() if kk != k}
                 break
-    parts = [f'<div class="verdict"><h3>Verdict — {esc(sw.name)}</h3>']
+    title = extra.pop("title", None) or extra.get("name") or sw.name
+    parts = [f'<div class="verdict"><h3>Verdict — {esc(title)}</h3>']
+    sources = extra.pop("sources", None)
     if extra:
-        parts.append("<p>" + " · ".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in extra.items()) + "</p>")
+        parts.append("<p>" + " · ".join(f"<b>{esc(k)}</b>: {esc(page.fmt(v))}" for k, v in extra.items()
+                                        if not isinstance(v, (list, dict))) + "</p>")
+    if isinstance(sources, list) and sources:
+        parts.append("<p><b>sources</b>: " + esc("; ".join(str(x) for x in sources)) + "</p>")
     if rows and all(isinstance(x, dict) for x in rows):
-        pref = ["id", "claim", "text", "expected", "measured", "verdict", "status", "result", "note", "error"]
-        allk = list(dict.fromkeys(k for x in rows for k in x))
-        keys = [k for k in pref if k in allk] + [k for k in allk if k not in pref]
+        pref = ["id", "claim", "text", "expected", "measured", "verdict", "status", "result", "detail", "note",
+                "error"]
+        allk = list(dict.fromkeys(k for x in rows for k in x if not isinstance(x[k], (dict, list))))
+        keys = [k for k in pref if k in allk] + [k for k in allk if k not in pref and k != "op"]
         sk = next((k for k in ("verdict", "status", "result") if k in keys), None)
         cls = [str(x.get(sk, "")).upper() if sk else "" for x in rows]
         counts = {c: cls.count(c) for c in ("PASS", "FAIL", "ERROR") if c in cls}
         parts.append("<p>" + " ".join(f'<span class="badge {c}">{n} {c}</span>' for c, n in counts.items()) + "</p>")
-        parts.append(page.table(keys, [[x.get(k, "") if not isinstance(x.get(k), (dict, list)) else
-                                         str(x.get(k)) for k in keys] for x in rows], row_classes=cls))
+        parts.append(page.table(keys, [[x.get(k, "") for k in keys] for x in rows], row_classes=cls))
     elif sw.verdict_md:
         parts.append(page.md_to_html(sw.verdict_md))
     else:
@@ -285,18 +304,18 @@ def build(args):
     fig = F.fig_loss(runs, colors)
     if fig is not None:
         n_ev = sum(len(r.events) for r in runs)
-        cap = ("Training loss per step (mean cross-entropy over the step's micro-batches; for long runs an "
-               "exponential moving average over ~2 % of the run with the raw values faint) and evaluation loss "
+        cap = ("Training loss per step (mean cross-entropy over the step's micro-batches; for runs over 100 steps "
+               "a centred moving average over ~1 % of the run, raw values faint) and evaluation loss "
                "(mean over <code>train.eval_batches</code> fixed validation batches), in nats per token. "
                "Red × at the top: non-finite values.")
         if n_ev:
-            cap += (" Markers on the curves and in the strip below: early-warning events from "
-                    "<code>events.jsonl</code> (shape = kind; thresholds in <code>instrument.warn_*</code>); the "
-                    "table below lists them.")
+            cap += (" Markers " + ("on the curves and " if len(runs) <= 8 else "")
+                    + "in the strip below: early-warning events from <code>events.jsonl</code> (shape = kind; "
+                    "thresholds in <code>instrument.warn_*</code>); the table below lists them.")
         body.append(rep.save(fig, "loss", cap, "loss curves"))
     else:
         rep.notes.append("no run has training records: no loss figure")
-    body.append("<h3>Events</h3>" + events_table(runs))
+    body.append('<h3>Events</h3><div id="events">' + events_table(runs) + "</div>")
 
     # Sweep comparison.
     if len(runs) >= 2 and axes:
@@ -307,18 +326,28 @@ def build(args):
             xk = info["x"]
             others = [k for k in axes if k not in (xk, "train.seed")]
             if xk:
-                cap = (f"Final values against <code>{esc(xk)}</code> (after Wortsman et al. 2023, Fig. 1: final loss "
-                       f"vs learning rate). " + (f"One line per value of {', '.join(f'<code>{esc(k)}</code>' for k in others)}. "
-                                                 if others else "")
-                       + ("Seeds averaged; band = min–max over seeds. " if "train.seed" in axes else ""))
+                cap = (f"Final values against <code>{esc(xk)}</code> (the learning-rate sensitivity plots of "
+                       f"Wortsman et al. 2023: final loss vs learning rate). ")
+                if others:
+                    cap += "One line per value of " + ", ".join(f"<code>{esc(k)}</code>" for k in others) + ". "
+                if "train.seed" in axes:
+                    cap += "Seeds averaged; band = min–max over seeds. "
             else:
-                cap = "Final values per run (no numeric sweep axis; one point per run, colours as in Figure 1). "
+                cap = "Final values per run (no numeric sweep axis; one point per run, colours as in the loss figure). "
             cap += ("Loss: last " + ("evaluation" if info["loss"] == "val_loss" else "training") + " loss. Probe "
                     "metrics at the last probe: max |attention logit| <code>zabsmax</code>, min normalised entropy "
                     "<code>ent_norm</code>, mean sink rate <code>sink_gs</code>, median gradient-sink ratio "
                     "<code>rgs_median</code>, max massive-activation ratio <code>mass_ratio</code>. Red × at the top: "
                     "a run with a non-finite value (diverged).")
             body.append(rep.save(fig, "sweep", cap, "final metrics across runs"))
+
+    # Per-run figures show at most --max-runs runs; replicate seeds go first when there are more.
+    pool = runs
+    if "train.seed" in axes and len(runs) > args.max_runs:
+        first = min(axes["train.seed"])
+        pool = [r for r in runs if r.get("train.seed") == first]
+        rep.notes.append(f"{len(runs)} runs: the heatmaps, gradient profiles and attention maps use the runs with "
+                         f"seed {first} only (the other seeds are replicates)")
 
     # Heatmaps.
     toc.append(("heatmaps", "Heatmaps"))
@@ -329,25 +358,15 @@ def build(args):
         if thr_key:
             vals = {r.get(f"instrument.{thr_key}") for r in runs} - {None}
             thr = vals.pop() if len(vals) == 1 else None
-        fig, dropped = F.fig_heatmap(runs, metric, reduce, scale, cmap, label, threshold=thr, max_runs=args.max_runs)
+        fig, dropped = F.fig_heatmap(pool, metric, reduce, scale, cmap, label, threshold=thr, max_runs=args.max_runs)
         if fig is None:
             hm_missing.append(metric)
             continue
-        cap = f"<b>{esc(F.HEATMAP_TITLES[metric])}</b> (<code>{metric}</code>) on the probe batch, per layer and probe step; "
-        cap += {
-            "ent_norm": "mean over sequences and query rows i ≥ 1 of H_i / ln(i+1): 1 = uniform over the prefix, 0 = one-hot "
-                        "(entropy collapse, Zhai et al. 2023). The colour is the least-entropic head of the layer.",
-            "zabsmax": "max |q·k/√d_h| over the batch, queries and keys (attention-logit growth, Wortsman et al. 2023); "
-                       "log colour scale.",
-            "sink_gs": "fraction of (sequence, head) pairs whose first-token attention α₀ exceeds ε = 0.3 (gradient-sink "
-                       "paper Eq. 1–2; Gu et al. 2024).",
-            "rgs_sum": "‖G₀‖ / mean_{t=1..T_e} ‖G_t‖ with G_t the batch-summed gradient at the attention input "
-                       "(Chen, Lin, Yao 2026, Def. 1); ~1–2 at init, grows as a gradient sink forms. Log scale.",
-            "mass_ratio": "top-1 / median |activation| of block l's output (Sun et al. 2024); Gaussian ≈ 6, flag > 100. "
-                          "Log scale.",
-        }[metric]
+        cap = (f"<b>{esc(F.HEATMAP_TITLES[metric])}</b> (<code>{metric}</code>) on the probe batch, per layer "
+               f"and probe step; {HEATMAP_TEXT[metric]}")
         if thr is not None:
-            cap += f" Dashed line on the colour bar: the early-warning threshold <code>instrument.{thr_key}</code> = {thr}."
+            cap += (f" Dashed line on the colour bar: the early-warning threshold <code>instrument.{thr_key}</code> "
+                    f"= {thr}.")
         cap += " Grey: not recorded or non-finite. Colour scale shared by the panels."
         if dropped:
             cap += (f" Showing {args.max_runs} of {args.max_runs + len(dropped)} runs, spread over the range of the "
@@ -361,11 +380,11 @@ def build(args):
     toc.append(("gradpos", "∇q/∇k/∇v"))
     body.append('<h2 id="gradpos">Per-position query, key and value gradients</h2>')
     req = [s for s in steps if isinstance(s, int)] if steps else None
-    fig, dropped, used = F.fig_gradpos(runs, req)
+    fig, dropped, used = F.fig_gradpos(pool, req)
     if fig is not None:
-        cap = ("‖Σ_b ∇q_t‖, ‖Σ_b ∇k_t‖, ‖Σ_b ∇v_t‖ on the probe batch by position t (<code>grad_q_norm</code>, "
-               "<code>grad_k_norm</code>, <code>grad_v_norm</code>: batch-summed, mean over heads, here also averaged "
-               "over layers), at the probe steps listed in the legend ("
+        cap = ("‖Σ_b ∇q_t‖, ‖Σ_b ∇k_t‖, ‖Σ_b ∇v_t‖ on the probe batch by position t "
+               "(<code>grad_q_norm</code>, <code>grad_k_norm</code>, <code>grad_v_norm</code>: batch-summed, mean "
+               "over heads, here also averaged over layers), at the probe steps listed in the legend ("
                + ("nearest to <code>--steps</code>" if req else "the last probe and earlier ones spread geometrically")
                + "). A gradient sink shows as a spike at t = 0 in ∇v and ∇k (Chen, Lin, Yao 2026, Fig. 2); ∇q at "
                "t = 0 is exactly 0 (a₀₀ = 1) and is not drawn on the log axis. Rows share the y axis.")
@@ -383,7 +402,7 @@ def build(args):
         body.append("<p>Skipped (--no-attention).</p>")
     else:
         binary = attnmaps.find_attnlab(args.attnlab)
-        cand = [r for r in runs if r.checkpoints()]
+        cand = [r for r in pool if r.checkpoints()]
         shown, dropped = F.pick_runs(cand, args.max_attention_runs,
                                      key=lambda r: r.final("zabsmax") if r.has("zabsmax") else r.final("loss"))
         anotes = []
@@ -401,8 +420,7 @@ def build(args):
             if "skip" in res:
                 anotes.append(f"{esc(r.label)}: attention maps skipped — {esc(res['skip'])}")
                 continue
-            fig = F.fig_attention(r.label, res["maps"], res["heads"], res["tokens_note"], res["sink_token"],
-                                  res["extra_key"])
+            fig = F.fig_attention(r.label, res["maps"], res["heads"], res["extra_key"])
             name = "attn_" + slug(r.label)
             while name in used_names:
                 name += "_"
@@ -429,7 +447,7 @@ def build(args):
         for m in missing_notes(r):
             rep.notes.append(f"<b>{esc(r.label)}</b>: {m}")
     if rep.notes:
-        body.insert(notes_at, page.notes_box(rep.notes, "What is missing"))
+        body.insert(notes_at, page.notes_box(rep.notes, "What is missing or not shown"))
 
     title = "attnlab report — " + ", ".join(os.path.basename(os.path.abspath(p).rstrip("/")) for p in args.inputs)
     sub = (f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from "

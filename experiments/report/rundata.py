@@ -85,8 +85,8 @@ class Run:
         self.events = []
         self.train = {}  # field -> np.array, with "step"
         self.eval = {}
-        self.metrics = {}  # name -> np.array [n, 5]: step, layer, head, index, value
-        self.metric_kind = {}  # name -> "probe" | "step"
+        self.metrics = {}  # name -> np.array [n, 5]: step, layer, head, index, value (probe records only)
+        self.metric_kind = {}  # name -> "probe" | "step" (step records are named here but not loaded)
         self._read_config()
         self._read_info()
         self._read_metrics()
@@ -139,6 +139,10 @@ class Run:
         for i, line in enumerate(lines):
             line = line.strip()
             if not line:
+                continue
+            if '"kind":"step"' in line:
+                # Every-step tensor statistics (instrument/docs/step.md): most of the file, used by no figure.
+                kinds[line[line.find('"metric":"') + 10:].split('"', 1)[0]] = "step"
                 continue
             try:
                 r = json.loads(line)

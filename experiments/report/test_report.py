@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""ctest `report.render`: `attnlab report` on tiny real runs, checked on disk and in headless Chromium.
+
+1. Trains three tiny runs with the attnlab binary (configs/tiny.yaml, one thread, a few seconds in total): two
+   learning rates in a sweep-like directory (with a verdict.md and summary.csv as a reproduction leaves them)
+   and one with instrumentation off.
+2. Reports on the sweep (with --heads/--steps) and on the uninstrumented run; checks every expected figure is
+   written as PNG and SVG, embedded in the page byte for byte, and listed; the verdict table comes first; the
+   event table lists every event of events.jsonl; final losses match metrics.jsonl; the uninstrumented run
+   gets its loss curve and a note saying what is missing; bad arguments exit with code 2.
+3. Loads the page in headless Chromium (Debian's `chromium`; missing = FAIL): no script errors, console
+   errors or failed resources; every figure decoded with non-zero natural and rendered size; the page's own
+   script works (sorting a table); a screenshot that is not blank, kept at /tmp/attnlab-report-screenshot.png.
+
+usage: test_report.py --attnlab BUILD/attnlab [--keep]
+"""
+import argparse
+import base64
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+REPORT = os.path.join(HERE, "report.py")
+SCREENSHOT = "/tmp/attnlab-report-screenshot.png"
+
+results = []
+
+
+def check(ok, msg, detail=""):
+    results.append(bool(ok))
+    print(("ok    " if ok else "FAIL  ") + msg + ("" if ok or not detail else f"\n      {detail}"))
+    return ok
+
+
+def train(attnlab, out, sets):
+    cmd = [attnlab, "train", os.path.join(ROOT, "configs", "tiny.yaml"), "--out", out, "--quiet"]
+    for s in ["train.threads=1", "train.steps=60", "train.eval_every=10", "instrument.dense_every=5"] + sets:
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise SystemExit(f"training failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
+
+
+def report(args, timeout=300):
+    return subprocess.run(["/usr/bin/python3", REPORT] + args, capture_output=True, text=True, timeout=timeout)
+
+
+def last_train_loss(run):
+    loss = None
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("kind") == "train":
+                loss = r["loss"]
+    return loss
+
+
+def fmt4(v):  # the page's number format (page.fmt) for values in [1e-3, 1e5)
+    return f"{v:.4g}"
+
+
+def check_figures(html_text, figdir, expected, tag):
+    embedded = dict(re.findall(r'data-figure="([^"]+)"><img src="data:image/png;base64,([^"]+)"', html_text))
+    check(set(embedded) == set(expected), f"{tag}: the page embeds exactly the expected figures",
+          f"expected {sorted(expected)}, page has {sorted(embedded)}")
+    meta = re.search(r'<meta name="attnlab-figures" content="([^"]*)"', html_text)
+    check(meta and set(meta.group(1).split(",")) == set(expected), f"{tag}: the page's figure list matches")
+    bad = []
+    for name in expected:
+        png, svg = os.path.join(figdir, name + ".png"), os.path.join(figdir, name + ".svg")
+        if not (os.path.isfile(png) and os.path.isfile(svg)):
+            bad.append(f"{name}: missing file")
+            continue
+        data = open(png, "rb").read()
+        if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 2000:
+            bad.append(f"{name}.png: not a real PNG ({len(data)} bytes)")
+        with open(svg) as f:
+            s = f.read()
+        if "<svg" not in s or len(s) < 2000:
+            bad.append(f"{name}.svg: not an SVG")
+        if name in embedded and base64.b64decode(embedded[name]) != data:
+            bad.append(f"{name}: embedded PNG differs from figures/{name}.png")
+        if f'href="figures/{name}.svg"' not in html_text:
+            bad.append(f"{name}: no link to the SVG")
+    check(not bad, f"{tag}: {len(expected)} figures as PNG + SVG files, embedded byte for byte", "; ".join(bad))
+
+
+PROBE_JS = """<script>
+window.__t = [];
+window.addEventListener('error', function (e) {
+  window.__t.push('error: ' + (e.message || (e.target && (e.target.src || e.target.href)) || 'resource'));
+}, true);
+['error', 'warn'].forEach(function (k) {
+  var o = console[k];
+  console[k] = function () {
+    window.__t.push(k + ': ' + Array.prototype.join.call(arguments, ' '));
+    o.apply(console, arguments);
+  };
+});
+window.addEventListener('load', function () {
+  var figs = Array.prototype.map.call(document.querySelectorAll('figure[data-figure]'), function (f) {
+    var img = f.querySelector('img'), svg = f.querySelector('svg'), el = img || svg;
+    var r = el ? el.getBoundingClientRect() : {width: 0, height: 0};
+    return {name: f.getAttribute('data-figure'), complete: img ? img.complete : !!svg,
+            nw: img ? img.naturalWidth : (svg ? 1 : 0), nh: img ? img.naturalHeight : (svg ? 1 : 0),
+            w: r.width, h: r.height};
+  });
+  var th = document.querySelector('table.sortable thead th'), sorted = null;
+  if (th) { th.click(); sorted = th.getAttribute('data-sort'); }
+  var out = document.createElement('pre');
+  out.id = 'attnlab-test-result';
+  out.textContent = JSON.stringify({figures: figs, errors: window.__t, sorted: sorted,
+                                    images: document.images.length});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium_cmd(binary, profile):
+    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-extensions", "--disable-dev-shm-usage", "--user-data-dir=" + profile,
+            "--enable-logging=stderr", "--v=0"]
+
+
+def browser_checks(chrome, index, expected, td):
+    d = os.path.dirname(index)
+    with open(index, encoding="utf-8") as f:
+        text = f.read()
+    probe = os.path.join(d, "browser-check.html")  # same directory, so the figures/ links resolve alike
+    with open(probe, "w", encoding="utf-8") as f:
+        f.write(text.replace("<head>", "<head>" + PROBE_JS, 1))
+    prof = tempfile.mkdtemp(prefix="chrome-", dir=td)
+    r = subprocess.run(chromium_cmd(chrome, prof) + ["--virtual-time-budget=5000", "--dump-dom", "file://" + probe],
+                       capture_output=True, text=True, timeout=120)
+    os.remove(probe)
+    m = re.search(r'<pre id="attnlab-test-result">(.*?)</pre>', r.stdout, re.S)
+    if not check(r.returncode == 0 and m, "chromium loads the page and runs the load handler",
+                 f"exit {r.returncode}; stderr: {r.stderr[-1500:]}"):
+        return
+    res = json.loads(html.unescape(m.group(1)))
+    check(res["errors"] == [], "no script errors, console errors/warnings or failed resources", str(res["errors"]))
+    console = [l for l in r.stderr.splitlines() if ":CONSOLE" in l or "Uncaught" in l]
+    check(not console, "no console messages in chromium's log", "\n      ".join(console[:10]))
+    names = [f["name"] for f in res["figures"]]
+    check(sorted(names) == sorted(expected), f"chromium sees the {len(expected)} expected figures",
+          f"saw {names}")
+    bad = [f for f in res["figures"] if not (f["complete"] and f["nw"] > 0 and f["nh"] > 0 and f["w"] > 50
+                                             and f["h"] > 50)]
+    check(not bad, "every figure is decoded (natural size > 0) and rendered (box > 50 px)", str(bad))
+    check(res["sorted"] == "asc", "the page's table-sorting script runs", f"data-sort = {res['sorted']}")
+
+    prof = tempfile.mkdtemp(prefix="chrome-", dir=td)
+    if os.path.exists(SCREENSHOT):
+        os.remove(SCREENSHOT)
+    r = subprocess.run(chromium_cmd(chrome, prof) + ["--hide-scrollbars", "--window-size=1280,3600",
+                                                      "--screenshot=" + SCREENSHOT, "file://" + index],
+                       capture_output=True, text=True, timeout=120)
+    if not check(r.returncode == 0 and os.path.isfile(SCREENSHOT), "chromium writes a screenshot",
+                 r.stderr[-1500:]):
+        return
+    import matplotlib.image as mpimg
+    import numpy as np
+    img = mpimg.imread(SCREENSHOT)[..., :3]
+    flat = (img.reshape(-1, 3) * 255).astype(np.uint8)
+    colours = len(np.unique(flat.view([("r", "u1"), ("g", "u1"), ("b", "u1")])))
+    nonwhite = float(np.mean(np.any(flat < 245, axis=1)))
+    check(colours > 200 and nonwhite > 0.05,
+          f"the screenshot is not blank ({colours} colours, {100 * nonwhite:.1f} % non-white pixels)")
+    print(f"      screenshot: {SCREENSHOT}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--attnlab", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    t0 = time.time()
+    td = tempfile.mkdtemp(prefix="attnlab-report-test-")
+    try:
+        sweep = os.path.join(td, "sweep")
+        runs = {}
+        for lr in ("0.003", "0.03"):
+            runs[lr] = os.path.join(sweep, f"lr={lr}")
+            # warn_entropy 0.5: the faster run's heads cross it, so there are early-warning events to show.
+            train(args.attnlab, runs[lr], [f"optim.lr={lr}", "train.checkpoint_every=30",
+                                           "instrument.warn_entropy=0.5"])
+        off = os.path.join(td, "off")
+        train(args.attnlab, off, ["instrument.enabled=false"])
+        with open(os.path.join(sweep, "summary.csv"), "w") as f:
+            f.write("run,optim.lr,final_loss\n")
+            for lr, p in runs.items():
+                f.write(f"lr={lr},{lr},{last_train_loss(p)}\n")
+        # A verdict as `attnlab repro` leaves it (train/claims.cpp verdict_json); the page shows it first.
+        claims = [{"id": "test-pass", "text": "a claim that holds", "op": ">=", "expected": ">= 1", "measured": "2",
+                   "verdict": "PASS", "detail": "", "lhs": {"run": "lr=0.03"}, "rhs": {"number": 1}},
+                  {"id": "test-fail", "text": "a claim that does not", "op": "<", "expected": "< 1", "measured": "2",
+                   "verdict": "FAIL", "detail": "", "lhs": {"run": "lr=0.03"}, "rhs": {"number": 1}}]
+        with open(os.path.join(sweep, "verdict.json"), "w") as f:
+            json.dump({"name": "test-repro", "title": "A test reproduction", "budget": "quick", "passed": False,
+                       "sources": ["nobody 2026"], "claims": claims}, f)
+        with open(os.path.join(sweep, "verdict.md"), "w") as f:
+            f.write("| claim | verdict |\n|---|---|\n| test-pass | PASS |\n| test-fail | FAIL |\n")
+        print(f"trained 3 tiny runs in {time.time() - t0:.1f} s ({td})")
+
+        # --- sweep report ---------------------------------------------------------------------------
+        t1 = time.time()
+        r = report([sweep, "--attnlab", args.attnlab, "--heads", "0:0,1:*", "--steps", "30,60"])
+        print(f"report on the sweep: {time.time() - t1:.1f} s")
+        if not check(r.returncode == 0, "report on a sweep directory exits 0", r.stderr[-3000:]):
+            raise SystemExit(1)
+        index = os.path.join(sweep, "report", "index.html")
+        with open(index, encoding="utf-8") as f:
+            text = f.read()
+        expected = ["loss", "sweep", "heatmap_ent_norm", "heatmap_zabsmax", "heatmap_sink_gs", "heatmap_rgs_sum",
+                    "heatmap_mass_ratio", "gradpos", "attn_lr-0.003", "attn_lr-0.03"]
+        check_figures(text, os.path.join(sweep, "report", "figures"), expected, "sweep")
+        v, runs_at = text.find('class="verdict"'), text.find('id="runs"')
+        vtext = text[v:runs_at]
+        check(0 <= v < runs_at and 'class="PASS"' in vtext and 'class="FAIL"' in vtext
+              and "A test reproduction" in vtext and "a claim that does not" in vtext,
+              "the verdict table (verdict.json) comes first, rows marked PASS / FAIL")
+        n_events = sum(1 for p in runs.values() for line in open(os.path.join(p, "events.jsonl")) if line.strip())
+        ev = re.search(r'<div id="events">(.*?)</div>', text, re.S)
+        rows = ev.group(1).count("<tr>") - 1 if ev else -1
+        check(n_events > 0 and rows == n_events, f"the event table lists all {n_events} events of events.jsonl",
+              f"table rows {rows}")
+        runs_table = text[runs_at:text.find("<details", runs_at)]
+        losses = [fmt4(last_train_loss(p)) for p in runs.values()]
+        check(all(f">{x}<" in runs_table for x in losses), f"the runs table shows the final losses {losses}")
+        caps = dict(re.findall(r'data-figure="(attn_[^"]+)".*?<figcaption>(.*?)</figcaption>', text, re.S))
+        want = ["L0 H0", "L1 H0", "L1 H1", "L1 H2", "L1 H3"]
+        check(len(caps) == 2 and all(all(w in c for w in want) and "L0 H1" not in c and "step 30, 60" in c
+                                     and "first training batch" in c for c in caps.values()),
+              "attention maps follow --heads 0:0,1:* and --steps 30,60 on real data (attnlab grads)")
+        check("optim.lr" in text and "Sweep summary" in text, "sweep axis and summary shown")
+
+        # --- uninstrumented run ---------------------------------------------------------------------
+        out2 = os.path.join(td, "off-report")
+        r = report([off, "--out", out2, "--attnlab", args.attnlab])
+        check(r.returncode == 0, "report on a run with instrumentation off exits 0", r.stderr[-3000:])
+        with open(os.path.join(out2, "index.html"), encoding="utf-8") as f:
+            text2 = f.read()
+        check_figures(text2, os.path.join(out2, "figures"), ["loss", "attn_off"], "instrumentation off")
+        check("What is missing" in text2 and "instrumentation off" in text2 and "loss curves only" in text2,
+              "the page says what is missing for the uninstrumented run")
+
+        # --- bad input ------------------------------------------------------------------------------
+        r = report([sweep, "--out", os.path.join(td, "x"), "--heads", "0-1"])
+        check(r.returncode == 2 and "--heads" in r.stderr, "a bad --heads exits 2 naming the option", r.stderr)
+        r = report([os.path.join(td, "nope")])
+        check(r.returncode == 2 and "nope" in r.stderr, "a missing input exits 2 naming it", r.stderr)
+
+        # --- browser --------------------------------------------------------------------------------
+        chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+        if check(chrome, "chromium is installed (Debian package `chromium`; .ci/deps.sh installs it with "
+                         "ATTNLAB_WITH_REPORT=1)"):
+            t2 = time.time()
+            browser_checks(chrome, index, expected, td)
+            print(f"browser checks: {time.time() - t2:.1f} s")
+    finally:
+        if args.keep:
+            print(f"kept {td}")
+        else:
+            shutil.rmtree(td, ignore_errors=True)
+    passed = sum(results)
+    failed = len(results) - passed
+    print(f"{passed} passed, {failed} failed ({time.time() - t0:.1f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+// The claim evaluator: metrics.jsonl reading, run matching through the config reader, step and
+// layer/head selection, PASS / FAIL / ERROR, and the verdict table.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "tests/support/fixtures.h"
+#include "train/claims.h"
+#include "train/safetensors.h"
+
+using namespace attnlab;
+using namespace attnlab::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string probe(int step, const char* metric, int layer, int head, const char* value, int index = -1) {
+  return "{\"step\":" + std::to_string(step) + ",\"kind\":\"probe\",\"metric\":\"" + metric + "\",\"layer\":" +
+         std::to_string(layer) + ",\"head\":" + std::to_string(head) + ",\"index\":" + std::to_string(index) +
+         ",\"value\":" + value + "}\n";
+}
+
+std::string train(int step, const char* loss) {
+  return "{\"step\":" + std::to_string(step) + ",\"kind\":\"train\",\"loss\":" + loss +
+         ",\"lr\":0.001,\"grad_norm\":1.5,\"clipped\":false,\"tokens_per_s\":1000.0,\"ms_per_step\":2.000}\n";
+}
+
+// Two runs that differ in optim.lr, with hand-written metrics.
+struct TwoRuns {
+  TempDir dir{"claims"};
+  std::vector<ClaimRun> runs;
+  TwoRuns() {
+    RunConfig a = tiny_run_config(), b = tiny_run_config();
+    a.optim.lr = 0.01f;
+    b.optim.lr = 0.1f;
+    fs::create_directories(dir.file("a"));
+    fs::create_directories(dir.file("b"));
+    dir.write("a/metrics.jsonl", train(1, "3.5") + train(2, "3.0") + probe(10, "zabsmax", 0, 0, "2.0") +
+                                     probe(10, "zabsmax", 0, 1, "1.0") + probe(10, "zabsmax", 0, -1, "2.0") +
+                                     probe(20, "zabsmax", 0, 0, "3.0") + probe(20, "zabsmax", 0, 1, "3.2") +
+                                     probe(20, "zabsmax", 0, -1, "3.2") + probe(20, "ent_norm", 1, 2, "\"nan\"") +
+                                     "{\"step\":20,\"kind\":\"eval\",\"val_loss\":2.75}\n");
+    dir.write("b/metrics.jsonl", probe(10, "zabsmax", 0, -1, "150") + probe(20, "zabsmax", 0, -1, "400"));
+    runs.push_back({"lr=0.01", dir.file("a"), a, "", ""});
+    runs.push_back({"lr=0.1", dir.file("b"), b, "", ""});
+  }
+};
+
+Selector sel(const std::string& lr, const std::string& metric, int layer = -1, int head = -1) {
+  Selector s;
+  s.run = {{"optim.lr", lr}};
+  s.metric = metric;
+  s.layer = layer;
+  s.head = head;
+  return s;
+}
+
+ClaimSide side(const Selector& s) {
+  ClaimSide c;
+  c.sel = s;
+  return c;
+}
+
+ClaimSide number(double x) {
+  ClaimSide c;
+  c.is_number = true;
+  c.number = x;
+  return c;
+}
+
+Claim claim(const std::string& id, ClaimSide lhs, CompareOp op, ClaimSide rhs) {
+  Claim c;
+  c.id = id;
+  c.text = "claim " + id;
+  c.lhs = std::move(lhs);
+  c.op = op;
+  c.rhs = std::move(rhs);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("metrics.jsonl: every record kind, non-finite strings, a truncated last line", "[train][claims]") {
+  const std::string text = train(1, "3.5") + "{\"step\":1,\"kind\":\"eval\",\"val_loss\":\"inf\"}\n" +
+                           probe(1, "zabsmax", 0, 2, "\"nan\"", 3) +
+                           "{\"step\":2,\"kind\":\"step\",\"metric\":\"upd_ratio\",\"layer\":-1,\"head\":4,\"index\":-1,\"value\":-0.5}\n" +
+                           "{\"step\":3,\"kind\":\"tra";  // killed mid-write
+  const RunMetrics m = RunMetrics::parse(text, "m.jsonl");
+  REQUIRE(m.rows("loss") != nullptr);
+  REQUIRE(m.rows("loss")->at(0).value == 3.5);
+  REQUIRE(m.rows("loss")->at(0).kind == 't');
+  REQUIRE(m.rows("grad_norm")->at(0).value == 1.5);
+  REQUIRE(m.rows("clipped")->at(0).value == 0.0);
+  REQUIRE(std::isinf(m.rows("val_loss")->at(0).value));
+  const MetricRow& z = m.rows("zabsmax")->at(0);
+  REQUIRE((z.layer == 0 && z.head == 2 && z.index == 3 && std::isnan(z.value) && z.kind == 'p'));
+  REQUIRE(m.rows("upd_ratio")->at(0).kind == 's');
+  REQUIRE(m.rows("upd_ratio")->at(0).head == 4);
+  REQUIRE(m.last_probe_step() == 1);
+  REQUIRE(m.rows("nothing") == nullptr);
+
+  // A keep filter stores only what was asked for, and still sees the probe steps.
+  const RunMetrics k = RunMetrics::parse(text, "m.jsonl", [](std::string_view n) { return n == "loss"; });
+  REQUIRE(k.rows("zabsmax") == nullptr);
+  REQUIRE(k.rows("loss") != nullptr);
+  REQUIRE(k.last_probe_step() == 1);
+
+  // A malformed line in the middle is an error naming the file and line.
+  try {
+    RunMetrics::parse(train(1, "3.5") + "{\"step\":2,\"kind\":\"probe\",oops}\n" + train(3, "3.0"), "bad.jsonl");
+    FAIL("no error");
+  } catch (const IoError& e) {
+    INFO(e.what());
+    REQUIRE(std::string(e.what()).find("bad.jsonl:2") != std::string::npos);
+  }
+}
+
+TEST_CASE("a run selector matches through the config reader", "[train][claims]") {
+  TwoRuns t;
+  REQUIRE(match_runs(sel("0.1", "x"), t.runs) == std::vector<size_t>{1});
+  REQUIRE(match_runs(sel("1.0e-1", "x"), t.runs) == std::vector<size_t>{1});  // same float
+  REQUIRE(match_runs(sel("1e-2", "x"), t.runs) == std::vector<size_t>{0});
+  REQUIRE(match_runs(sel("0.3", "x"), t.runs).empty());
+  Selector both;
+  both.run = {{"train.seed", "11"}};
+  REQUIRE(match_runs(both, t.runs).size() == 2);
+  Selector two_keys = sel("0.1", "x");
+  two_keys.run.push_back({"model.n_layer", "3"});
+  REQUIRE(match_runs(two_keys, t.runs).empty());
+
+  // check_claims: zero or several matches, and an unknown key, are errors before anything runs.
+  Claim several = claim("several", side(both), CompareOp::kGe, number(1));
+  several.lhs.sel.metric = "loss";
+  try {
+    check_claims({several}, t.runs);
+    FAIL("no error");
+  } catch (const ClaimError& e) {
+    INFO(e.what());
+    REQUIRE(std::string(e.what()).find("matches 2 runs") != std::string::npos);
+    REQUIRE(std::string(e.what()).find("lr=0.01") != std::string::npos);
+  }
+  Selector typo = sel("0.1", "loss");
+  typo.run = {{"optim.lrr", "0.1"}};
+  try {
+    check_claims({claim("typo", side(typo), CompareOp::kGe, number(1))}, t.runs);
+    FAIL("no error");
+  } catch (const ClaimError& e) {
+    INFO(e.what());
+    const std::string msg = e.what();
+    REQUIRE(msg.find("matches no run") != std::string::npos);
+    REQUIRE(msg.find("optim.lr") != std::string::npos);  // the config reader's "did you mean"
+    REQUIRE(msg.find("lr=0.1") != std::string::npos);    // the runs there are
+  }
+  Selector all_no_reduce = sel("0.1", "zabsmax");
+  all_no_reduce.all_heads = true;
+  REQUIRE_THROWS_AS(check_claims({claim("r", side(all_no_reduce), CompareOp::kGe, number(1))}, t.runs), ClaimError);
+  REQUIRE_NOTHROW(check_claims({claim("ok", side(sel("0.1", "zabsmax", 0)), CompareOp::kGe, number(1))}, t.runs));
+}
+
+TEST_CASE("claims: PASS, FAIL, and a missing metric is an ERROR", "[train][claims]") {
+  TwoRuns t;
+  Selector ref = sel("0.01", "zabsmax", 0);
+  ref.times = 100;
+  ref.has_times = true;
+  const auto results = evaluate_claims(
+      {claim("growth", side(sel("0.1", "zabsmax", 0)), CompareOp::kGe, side(ref)),  // 400 >= 100 x 3.2
+       claim("bounded", side(sel("0.1", "zabsmax", 0)), CompareOp::kLt, number(50)),  // 400 < 50
+       claim("missing", side(sel("0.01", "rgs_sum", 1)), CompareOp::kLt, number(50)),
+       claim("nowhere", side(sel("0.1", "zabsmax", 5)), CompareOp::kLt, number(50))},
+      t.runs);
+  REQUIRE(results.size() == 4);
+  CHECK(results[0].verdict == Verdict::kPass);
+  CHECK(results[0].expected == ">= 100 × 3.2 = 320");
+  CHECK(results[0].measured == "400");
+  CHECK(results[0].lhs.run == "lr=0.1");
+  CHECK(results[0].rhs.run == "lr=0.01");
+  CHECK(results[1].verdict == Verdict::kFail);
+  CHECK(results[1].expected == "< 50");
+  CHECK(results[1].measured == "400");
+  REQUIRE(results[2].verdict == Verdict::kError);
+  INFO(results[2].detail);
+  CHECK(results[2].detail.find("rgs_sum") != std::string::npos);
+  CHECK(results[2].detail.find(t.dir.file("a")) != std::string::npos);  // the run directory
+  CHECK(results[2].detail.find("layer 1") != std::string::npos);        // the selector
+  REQUIRE(results[3].verdict == Verdict::kError);
+  INFO(results[3].detail);
+  CHECK(results[3].detail.find("no record at layer 5") != std::string::npos);
+  CHECK(results[3].detail.find("layers 0") != std::string::npos);  // what was recorded
+  REQUIRE_FALSE(all_passed(results));
+  REQUIRE(all_passed({results[0]}));
+
+  const std::string md = verdict_markdown(results);
+  CHECK(md.find("| claim | text | expected | measured | verdict |") != std::string::npos);
+  CHECK(md.find("| growth | claim growth | >= 100 × 3.2 = 320 | 400 | PASS |") != std::string::npos);
+  CHECK(md.find("| bounded | claim bounded | < 50 | 400 | FAIL |") != std::string::npos);
+  CHECK(md.find("**missing** (ERROR)") != std::string::npos);
+  const std::string js = verdict_json(results, {"\"name\":\"t\""});
+  CHECK(js.find("{\"name\":\"t\",\"passed\":false") == 0);
+  CHECK(js.find("\"id\":\"growth\"") != std::string::npos);
+  CHECK(js.find("\"verdict\":\"ERROR\"") != std::string::npos);
+}
+
+TEST_CASE("claims: step selection, reductions over heads, times and plus", "[train][claims]") {
+  TwoRuns t;
+  auto value = [&](Selector s) {
+    ClaimSide c = side(s);
+    const auto v = evaluate_side(c, t.runs, [&](size_t r) -> const RunMetrics& {
+      static std::map<std::string, RunMetrics> cache;
+      auto it = cache.find(t.runs[r].dir);
+      if (it == cache.end()) it = cache.emplace(t.runs[r].dir, RunMetrics::read(t.runs[r].dir)).first;
+      return it->second;
+    });
+    INFO(v.error);
+    REQUIRE(v.ok);
+    return v.value;
+  };
+  Selector s = sel("0.01", "zabsmax", 0, 0);
+  CHECK(value(s) == 3.0);  // last
+  s.step = StepPick::kAt;
+  s.at_step = 10;
+  CHECK(value(s) == 2.0);
+  s.step = StepPick::kMin;
+  CHECK(value(s) == 2.0);
+  s.step = StepPick::kMean;
+  CHECK(value(s) == Approx(2.5));
+  Selector h = sel("0.01", "zabsmax", 0);
+  h.all_heads = true;  // heads 0 and 1; the layer-wide head -1 is not a head
+  h.reduce = Reduce::kMean;
+  CHECK(value(h) == Approx((3.0 + 3.2) / 2));
+  h.reduce = Reduce::kMin;
+  h.step = StepPick::kAt;
+  h.at_step = 10;
+  CHECK(value(h) == 1.0);
+  Selector loss = sel("0.01", "loss");
+  loss.step = StepPick::kAt;
+  loss.at_step = 1;
+  loss.times = 0.5;
+  loss.has_times = true;
+  loss.plus = -1.0;
+  loss.has_plus = true;
+  CHECK(value(loss) == Approx(3.5 * 0.5 - 1.0));
+  CHECK(value(sel("0.01", "val_loss")) == 2.75);
+
+  // A step that was not recorded is an ERROR naming the steps that were.
+  Selector at = sel("0.01", "zabsmax", 0, 0);
+  at.step = StepPick::kAt;
+  at.at_step = 15;
+  const auto r = evaluate_claims({claim("at15", side(at), CompareOp::kGe, number(0))}, t.runs);
+  REQUIRE(r[0].verdict == Verdict::kError);
+  INFO(r[0].detail);
+  CHECK(r[0].detail.find("not at step 15") != std::string::npos);
+
+  // NaN never passes a comparison, whichever way it points.
+  Selector nan_sel = sel("0.01", "ent_norm", 1, 2);
+  const auto n = evaluate_claims({claim("lt", side(nan_sel), CompareOp::kLt, number(1e30)),
+                                  claim("ge", side(nan_sel), CompareOp::kGe, number(-1e30))},
+                                 t.runs);
+  CHECK(n[0].verdict == Verdict::kFail);
+  CHECK(n[1].verdict == Verdict::kFail);
+  CHECK(n[0].measured == "nan");
+}
+
+TEST_CASE("claims on a run that did not finish are ERRORs; an early stop is a note", "[train][claims]") {
+  TwoRuns t;
+  t.runs[1].problem = "did not finish (incomplete: checkpoint at step 4 of 20)";
+  t.runs[0].note = "stopped early: non-finite loss at step 5";
+  const auto r = evaluate_claims({claim("b", side(sel("0.1", "zabsmax", 0)), CompareOp::kGe, number(0)),
+                                  claim("a", side(sel("0.01", "zabsmax", 0)), CompareOp::kGe, number(0))},
+                                 t.runs);
+  REQUIRE(r[0].verdict == Verdict::kError);
+  CHECK(r[0].detail.find("did not finish") != std::string::npos);
+  REQUIRE(r[1].verdict == Verdict::kPass);
+  CHECK(r[1].detail.find("non-finite loss at step 5") != std::string::npos);
+
+  // A run without a metrics file.
+  fs::remove(t.dir.file("a/metrics.jsonl"));
+  t.runs[0].note.clear();
+  const auto m = evaluate_claims({claim("a", side(sel("0.01", "loss")), CompareOp::kGe, number(0))}, t.runs);
+  REQUIRE(m[0].verdict == Verdict::kError);
+  CHECK(m[0].detail.find("metrics.jsonl") != std::string::npos);
+}
