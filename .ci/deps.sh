@@ -9,7 +9,7 @@ if [[ "${ATTNLAB_WITH_TORCH:-0}" == 1 ]]; then
 fi
 if [[ "${ATTNLAB_WITH_REPORT:-0}" == 1 ]]; then
   # experiments/report: figures (matplotlib), configs (yaml), the headless-browser test (chromium, a font)
-  PKGS+=(python3 python3-numpy python3-matplotlib python3-yaml chromium fonts-dejavu-core)
+  PKGS+=(python3 python3-numpy python3-matplotlib python3-yaml chromium fonts-dejavu-core fonts-liberation)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

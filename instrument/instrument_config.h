@@ -14,6 +14,7 @@ struct InstrumentConfig {
   int probe_every = 50;          // full probe (forward+backward on the fixed probe batch); 0 disables
   int dense_until = 200;         // probe every dense_every steps up to this step (early dynamics)
   int dense_every = 10;
+  bool probe_at_init = false;    // also probe the initial model, before the first update, as step 0
   // Families measured at probes.
   bool attention = true;         // entropy, logits, sinks, attention rank (instrument/docs/attention.md)
   bool residual = true;          // rank collapse, token norms, massive activations, lazy layers

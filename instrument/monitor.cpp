@@ -158,7 +158,11 @@ bool Monitor::probe_due(int64_t step) const {
 }
 
 void Monitor::maybe_probe(int64_t step, Transformer& model) {
-  if (!probe_due(step)) return;
+  if (probe_due(step)) probe(step, model);
+}
+
+void Monitor::probe(int64_t step, Transformer& model) {
+  if (!cfg_.enabled) return;
   Timer timer(&seconds_);
   scratch_.clear();
   // The probe pass: forward and backward on the fixed probe batch, no update. It overwrites activations

@@ -7,7 +7,8 @@
 //                   statistics, and a parameter snapshot for the update ratios.
 //   on_update():    after the optimizer update: update-to-weight ratios.
 //   maybe_probe():  on the probe cadence: forward + backward on the fixed probe batch (no update) and every
-//                   enabled family (attention, residual stream, gradients, weights).
+//                   enabled family (attention, residual stream, gradients, weights). With probe_at_init
+//                   the run loop also calls probe(0) once before the first step (the initial model).
 //
 // Passive by construction: it reads the model's buffers, writes only its own, and runs the probe pass
 // after the update, when the step's activations and gradients are no longer needed (the next step zeroes
@@ -52,7 +53,9 @@ class Monitor {
   void on_gradients(int64_t step, const Transformer& model, double loss, double grad_norm);
   void on_update(int64_t step, const Transformer& model);
   bool probe_due(int64_t step) const;
-  void maybe_probe(int64_t step, Transformer& model);
+  void maybe_probe(int64_t step, Transformer& model);  // probe(step) when probe_due(step)
+  // One probe now, recorded at `step` (0 = the initial model, for instrument.probe_at_init).
+  void probe(int64_t step, Transformer& model);
 
   // True after an incident whose policy is to stop (a spike with on_spike: stop).
   bool stop_requested() const { return stop_; }

@@ -138,8 +138,9 @@ void weight_metrics(const ModelConfig& cfg, const Layout& y, MetricOut& out) {
     }
   };
 
-  // One slot per task (QK per head, then spectral norms per matrix, then the LM head).
-  const int n_qk = L * H, n_spec = L * kMats;
+  // One slot per task (QK per head, then spectral norms per matrix, then the LM head). Attention-only
+  // blocks (mlp: none) have no w_in / w_down: those slots are skipped and not emitted.
+  const int n_qk = L * H, n_spec = L * kMats, n_mats = cfg.has_mlp() ? kMats : 4;
   std::vector<QkSpectrum> qk(n_qk);
   std::vector<double> spec(n_spec + 1);
   // Round-robin (static, 1): task costs differ (w_in's Gram is the largest), consecutive tasks alternate.
@@ -152,7 +153,7 @@ void weight_metrics(const ModelConfig& cfg, const Layout& y, MetricOut& out) {
                              ConstMatView(w.row(d + h * dh), dh, d, w.stride));
     } else if (task < n_qk + n_spec) {
       const int i = task - n_qk;
-      spec[i] = spectral_norm(matrix(i / kMats, i % kMats, /*effective=*/true));
+      if (i % kMats < n_mats) spec[i] = spectral_norm(matrix(i / kMats, i % kMats, /*effective=*/true));
     } else {
       spec[n_spec] = spectral_norm(y.head().lm_head);
     }
@@ -168,18 +169,21 @@ void weight_metrics(const ModelConfig& cfg, const Layout& y, MetricOut& out) {
       out.emit("qk_cv", l, h, s.cv);
       out.emit("qk_spec", l, h, s.spec);
     }
-    for (int m = 0; m < kMats; ++m) {
+    for (int m = 0; m < n_mats; ++m) {
       out.emit(kSpecNames[m], l, -1, spec[l * kMats + m]);
       const WeightNorms n = weight_norms(matrix(l, m, /*effective=*/false));
       out.emit(kRmsNames[m], l, -1, n.rms);
       out.emit(kNormNames[m], l, -1, n.norm);
     }
     const BlockParams& p = y.block(l);
-    const WeightNorms an = weight_norms(gain(p.attn_norm_g)), mn = weight_norms(gain(p.mlp_norm_g));
+    const WeightNorms an = weight_norms(gain(p.attn_norm_g));
     out.emit("w_rms_attn_norm", l, -1, an.rms);
     out.emit("w_norm_attn_norm", l, -1, an.norm);
-    out.emit("w_rms_mlp_norm", l, -1, mn.rms);
-    out.emit("w_norm_mlp_norm", l, -1, mn.norm);
+    if (cfg.has_mlp()) {
+      const WeightNorms mn = weight_norms(gain(p.mlp_norm_g));
+      out.emit("w_rms_mlp_norm", l, -1, mn.rms);
+      out.emit("w_norm_mlp_norm", l, -1, mn.norm);
+    }
 
     // Toggle parameters, only when their toggle is on (empty views otherwise; model/TOGGLES.md).
     if (p.q_norm_g.p != nullptr) {

@@ -44,6 +44,7 @@ std::vector<SigmaMatrix> sigma_matrices(const ModelConfig& cfg) {
   const int d = cfg.d_model, F = cfg.hidden();
   std::vector<SigmaMatrix> m = {{"attn.w_q", d, d, 0, 0}, {"attn.w_k", d, d, d, 0}, {"attn.w_v", d, d, 2 * d, 0},
                                 {"attn.w_o", d, d, 0, 1}};
+  if (!cfg.has_mlp()) return m;
   if (cfg.mlp == MlpKind::kSwiGLU) {
     m.push_back({"mlp.w_gate", F, d, 0, 2});
     m.push_back({"mlp.w_up", F, d, F, 2});
@@ -81,10 +82,12 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
     if (cfg.v_scale != VScaleMode::kOff)
       add_toggle(t, total, p + "attn.v_scale_theta", {cfg.n_head}, ParamInit::kConstant, cfg.v_scale_theta,
                  /*trainable=*/cfg.v_scale == VScaleMode::kLearned);
-    add_param(t, total, p + "mlp_norm.g", {d});
-    if (cfg.mlp == MlpKind::kSwiGLU) add_param(t, total, p + "mlp.w_gate", {F, d});
-    add_param(t, total, p + "mlp.w_up", {F, d});
-    add_param(t, total, p + "mlp.w_down", {d, F});
+    if (cfg.has_mlp()) {  // attention-only blocks (mlp: none) have no MLP tensors at all
+      add_param(t, total, p + "mlp_norm.g", {d});
+      if (cfg.mlp == MlpKind::kSwiGLU) add_param(t, total, p + "mlp.w_gate", {F, d});
+      add_param(t, total, p + "mlp.w_up", {F, d});
+      add_param(t, total, p + "mlp.w_down", {d, F});
+    }
     if (cfg.sigma_reparam) {
       // γ is set to σ_max(W) and u to W's top right singular vector by Transformer::init_params.
       for (const SigmaMatrix& m : sigma_matrices(cfg)) {
@@ -111,7 +114,7 @@ Layout::Layout(const ModelConfig& cfg, int batch)
 
   // Parameters (and, with the same offsets, their gradients) by name, in table order.
   const bool swiglu = cfg.mlp == MlpKind::kSwiGLU;
-  const int in_rows = swiglu ? 2 * F : F;
+  const int in_rows = swiglu ? 2 * F : F;  // 0 without an MLP (F = 0)
   auto find = [&](const std::string& name) -> int64_t {
     for (const auto& p : params_table_)
       if (p.name == name) return p.offset;
@@ -142,9 +145,11 @@ Layout::Layout(const ModelConfig& cfg, int batch)
     bp.attn_norm_g = VecView{a.at(find(p + "attn_norm.g")), d};
     bp.w_qkv = MatView(a.at(find(p + "attn.w_q")), 3 * d, d);
     bp.w_o = MatView(a.at(find(p + "attn.w_o")), d, d);
-    bp.mlp_norm_g = VecView{a.at(find(p + "mlp_norm.g")), d};
-    bp.w_in = MatView(a.at(find(p + (swiglu ? "mlp.w_gate" : "mlp.w_up"))), in_rows, d);
-    bp.w_down = MatView(a.at(find(p + "mlp.w_down")), d, F);
+    if (cfg.has_mlp()) {  // else empty views
+      bp.mlp_norm_g = VecView{a.at(find(p + "mlp_norm.g")), d};
+      bp.w_in = MatView(a.at(find(p + (swiglu ? "mlp.w_gate" : "mlp.w_up"))), in_rows, d);
+      bp.w_down = MatView(a.at(find(p + "mlp.w_down")), d, F);
+    }
   };
   block_params_.resize(L);
   block_dparams_.resize(L);

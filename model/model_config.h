@@ -6,7 +6,8 @@
 namespace attnlab {
 
 enum class PosEncoding : uint8_t { kNone, kSinusoidal, kRope };
-enum class MlpKind : uint8_t { kSwiGLU, kGELU };
+// kNone: attention-only blocks (no MLP sublayer, no MLP parameters; rank-collapse ablation, Dong et al. 2021).
+enum class MlpKind : uint8_t { kSwiGLU, kGELU, kNone };
 // V-scale (model/vscale.h, model/TOGGLES.md): off; learned θ; θ frozen; forward identity with V-scale's
 // Jacobian in the backward only.
 enum class VScaleMode : uint8_t { kOff, kLearned, kFixed, kBackwardOnly };
@@ -43,13 +44,16 @@ struct ModelConfig {
   int64_t attn_temperature_start = 0;     // first step of the temperature window (set_step)
   int64_t attn_temperature_end = 0;       // end of the window, exclusive; 0 means no end
   float residual_scale = 1.0f;            // α: x + α·f(N(x)) for both branches of every block
+  bool skip = true;                       // skip connections; false: each sublayer replaces x (x ← α·f(N(x)))
   bool embed_scale = false;               // x0 = √d_model · tok_emb[token] (+ PE)
   NormPosition norm_position = NormPosition::kPre;
   bool sink_token = false;                // a learnable vector at position 0 of every sequence (context + 1)
   bool sigma_reparam = false;             // every block linear: Ŵ = (γ/σ(W))·W, σ by power iteration
 
   int d_head() const { return d_model / n_head; }
-  int hidden() const { return mlp_hidden > 0 ? mlp_hidden : 4 * d_model; }
+  // MLP hidden width F; 0 for attention-only blocks (mlp: none).
+  int hidden() const { return mlp == MlpKind::kNone ? 0 : mlp_hidden > 0 ? mlp_hidden : 4 * d_model; }
+  bool has_mlp() const { return mlp != MlpKind::kNone; }
   // Positions the model processes per sequence: seq_len data tokens, plus the sink token when on.
   int context_len() const { return seq_len + (sink_token ? 1 : 0); }
   bool extra_key() const { return softmax_plus_one || sink_logit || attn_bias_kv; }

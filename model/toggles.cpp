@@ -28,6 +28,7 @@ std::string toggle_signature(const ModelConfig& c) {
   num("attn_temperature_start", c.attn_temperature_start, d.attn_temperature_start);
   num("attn_temperature_end", c.attn_temperature_end, d.attn_temperature_end);
   num("residual_scale", c.residual_scale, d.residual_scale);
+  flag("skip", c.skip, d.skip);
   flag("embed_scale", c.embed_scale, d.embed_scale);
   if (c.norm_position != d.norm_position) os << " norm_position=" << (c.norm_position == NormPosition::kPost ? "post" : "pre");
   flag("sink_token", c.sink_token, d.sink_token);

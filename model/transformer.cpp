@@ -68,6 +68,18 @@ void scale_into(MatView dst, ConstMatView src, float alpha) {
   }
 }
 
+// A sublayer's contribution to the stream: out = a + α·b with the skip connection (exactly residual_add),
+// out = α·b without it (model.skip: false, Dong et al.'s x_{l+1} = f(x_l)).
+void skip_add(MatView out, ConstMatView a, ConstMatView b, float alpha, bool skip) {
+  if (skip) {
+    residual_add(out, a, b, alpha);
+  } else if (alpha == 1.0f) {
+    copy_into(out, b);
+  } else {
+    scale_into(out, b, alpha);
+  }
+}
+
 // dst += src.
 void add_into(MatView dst, ConstMatView src) {
   ATTNLAB_CHECK(same_shape(dst, src), "add_into shapes");
@@ -102,8 +114,10 @@ Transformer::Transformer(const ModelConfig& cfg, int batch, DnnlContext& ctx)
   const int in_cols = cfg.mlp == MlpKind::kSwiGLU ? 2 * y.F : y.F;
   qkv_plan_ = make_linear_plan(ctx, y.N, y.d, 3 * y.d, y.d, 3 * y.d);
   o_plan_ = make_linear_plan(ctx, y.N, y.d, y.d, y.d, y.d);
-  in_plan_ = make_linear_plan(ctx, y.N, y.d, in_cols, y.d, in_cols);
-  down_plan_ = make_linear_plan(ctx, y.N, y.F, y.d, y.F, y.d);
+  if (cfg.has_mlp()) {  // attention-only blocks have no MLP matmuls
+    in_plan_ = make_linear_plan(ctx, y.N, y.d, in_cols, y.d, in_cols);
+    down_plan_ = make_linear_plan(ctx, y.N, y.F, y.d, y.F, y.d);
+  }
   head_plan_ = make_linear_plan(ctx, y.N, y.d, y.V, y.d, y.V);
   attn_plan_ = make_attention_plan(ctx, y.B, y.T, y.H, y.dh, /*dense_v=*/cfg.v_scale != VScaleMode::kOff);
   if (cfg.pos == PosEncoding::kRope) rope_ = make_rope_table(y.T, y.dh, cfg.rope_base);
@@ -200,6 +214,7 @@ void Transformer::block_forward(int l) {
   const MatView out = l + 1 < y.L ? y.acts(l + 1).x : y.head_acts().x;
   const bool post = cfg_.norm_position == NormPosition::kPost;
   const float alpha = cfg_.residual_scale, eps = cfg_.norm_eps;
+  const bool skip = cfg_.skip;
   for (const SigmaView& sv : y.sigma_views(l)) sigma_reparam_forward(sv.w_eff, {sv.sigma, sv.v}, sv.w, *sv.gamma, sv.u);
 
   // Attention: pre-norm x + α·Attn(N(x)); post-norm N(x + α·Attn(x)) (norm1 then aliases x).
@@ -214,10 +229,14 @@ void Transformer::block_forward(int l) {
   attention_core_forward(l);
   linear_forward(o_plan_, a.attn_out, a.att, w.w_o);
   if (post) {
-    residual_add(a.sum1, a.x, a.attn_out, alpha);
+    skip_add(a.sum1, a.x, a.attn_out, alpha, skip);
     rmsnorm_forward(a.resid_mid, {a.rstd1}, a.sum1, p.attn_norm_g, eps);
   } else {
-    residual_add(a.resid_mid, a.x, a.attn_out, alpha);
+    skip_add(a.resid_mid, a.x, a.attn_out, alpha, skip);
+  }
+  if (!cfg_.has_mlp()) {  // attention-only block: its output is resid_mid (mlp_out, norm2 stay 0)
+    copy_into(out, a.resid_mid);
+    return;
   }
 
   // MLP, the same way (post-norm: norm2 aliases resid_mid).
@@ -230,10 +249,10 @@ void Transformer::block_forward(int l) {
   }
   linear_forward(down_plan_, a.mlp_out, a.act, w.w_down);
   if (post) {
-    residual_add(a.sum2, a.resid_mid, a.mlp_out, alpha);
+    skip_add(a.sum2, a.resid_mid, a.mlp_out, alpha, skip);
     rmsnorm_forward(out, {a.rstd2}, a.sum2, p.mlp_norm_g, eps);
   } else {
-    residual_add(out, a.resid_mid, a.mlp_out, alpha);
+    skip_add(out, a.resid_mid, a.mlp_out, alpha, skip);
   }
 }
 
@@ -389,7 +408,7 @@ void Transformer::block_backward(int l) {
   if (sigma) {
     zero(gw.w_qkv);
     zero(gw.w_o);
-    zero(gw.w_in);
+    zero(gw.w_in);  // empty views without an MLP
     zero(gw.w_down);
   }
   // What a branch receives from the residual gradient dr: α·dr (dr itself when α = 1).
@@ -400,27 +419,36 @@ void Transformer::block_backward(int l) {
   };
 
   // MLP branch: out = resid_mid + α·W_down·act(W_in·RMSNorm(resid_mid)); post-norm: out = RMSNorm(that).
+  // Without the skip connection the resid_mid term is absent; without an MLP, out = resid_mid.
   ConstMatView dsum = dout;
-  if (post) {
-    zero(s.dsum);
-    rmsnorm_backward(s.dsum, g.mlp_norm_g, dout, a.sum2, p.mlp_norm_g, {a.rstd2});
-    dsum = s.dsum;
-  }
-  copy_into(ag.dresid_mid, dsum);
-  zero(s.dact);
-  linear_backward(down_plan_, s.dact, gw.w_down, branch(dsum), a.act, w.w_down);
-  zero(s.dpre);
-  if (cfg_.mlp == MlpKind::kSwiGLU) {
-    swiglu_backward(s.dpre, s.dact, a.pre);
+  if (!cfg_.has_mlp()) {
+    copy_into(ag.dresid_mid, dout);
   } else {
-    gelu_backward(s.dpre, s.dact, a.pre);
-  }
-  zero(ag.dnorm2);
-  linear_backward(in_plan_, ag.dnorm2, gw.w_in, s.dpre, a.norm2, w.w_in);
-  if (post) {
-    add_into(ag.dresid_mid, ag.dnorm2);  // the MLP input is resid_mid itself
-  } else {
-    rmsnorm_backward(ag.dresid_mid, g.mlp_norm_g, ag.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
+    if (post) {
+      zero(s.dsum);
+      rmsnorm_backward(s.dsum, g.mlp_norm_g, dout, a.sum2, p.mlp_norm_g, {a.rstd2});
+      dsum = s.dsum;
+    }
+    if (cfg_.skip) {
+      copy_into(ag.dresid_mid, dsum);
+    } else {
+      zero(ag.dresid_mid);
+    }
+    zero(s.dact);
+    linear_backward(down_plan_, s.dact, gw.w_down, branch(dsum), a.act, w.w_down);
+    zero(s.dpre);
+    if (cfg_.mlp == MlpKind::kSwiGLU) {
+      swiglu_backward(s.dpre, s.dact, a.pre);
+    } else {
+      gelu_backward(s.dpre, s.dact, a.pre);
+    }
+    zero(ag.dnorm2);
+    linear_backward(in_plan_, ag.dnorm2, gw.w_in, s.dpre, a.norm2, w.w_in);
+    if (post) {
+      add_into(ag.dresid_mid, ag.dnorm2);  // the MLP input is resid_mid itself
+    } else {
+      rmsnorm_backward(ag.dresid_mid, g.mlp_norm_g, ag.dnorm2, a.resid_mid, p.mlp_norm_g, {a.rstd2});
+    }
   }
 
   // Attention branch: resid_mid = x + α·W_o·Attn(RoPE(W_qkv·RMSNorm(x))); post-norm: RMSNorm(x + α·W_o·Attn(x)).
@@ -445,7 +473,11 @@ void Transformer::block_backward(int l) {
   }
   zero(ag.dnorm1);
   linear_backward(qkv_plan_, ag.dnorm1, gw.w_qkv, ag.dqkv, a.norm1, w.w_qkv);
-  copy_into(ag.dx, dsum);
+  if (cfg_.skip) {
+    copy_into(ag.dx, dsum);
+  } else {
+    zero(ag.dx);  // no skip path: x reaches the loss only through the attention input
+  }
   if (post) {
     add_into(ag.dx, ag.dnorm1);  // the attention input is x itself
   } else {

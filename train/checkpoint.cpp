@@ -24,7 +24,8 @@ std::string model_signature(const ModelConfig& c) {
   std::ostringstream os;
   os.precision(9);
   os << "vocab=" << c.vocab << " d_model=" << c.d_model << " n_layer=" << c.n_layer << " n_head=" << c.n_head
-     << " seq_len=" << c.seq_len << " mlp=" << (c.mlp == MlpKind::kSwiGLU ? "swiglu" : "gelu")
+     << " seq_len=" << c.seq_len << " mlp="
+     << (c.mlp == MlpKind::kSwiGLU ? "swiglu" : c.mlp == MlpKind::kGELU ? "gelu" : "none")
      << " mlp_hidden=" << c.hidden() << " pos=" << pos_name(c.pos) << " rope_base=" << c.rope_base
      << " tied_head=" << (c.tied_head ? "true" : "false") << " norm_eps=" << c.norm_eps;
   const std::string toggles = toggle_signature(c);  // empty with every toggle off

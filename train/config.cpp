@@ -153,7 +153,8 @@ template <class E>
 struct EnumTable;
 template <>
 struct EnumTable<MlpKind> {
-  static constexpr EnumName<MlpKind> kNames[] = {{MlpKind::kSwiGLU, "swiglu"}, {MlpKind::kGELU, "gelu"}};
+  static constexpr EnumName<MlpKind> kNames[] = {
+      {MlpKind::kSwiGLU, "swiglu"}, {MlpKind::kGELU, "gelu"}, {MlpKind::kNone, "none"}};
 };
 template <>
 struct EnumTable<PosEncoding> {
@@ -479,6 +480,7 @@ const std::vector<Field>& fields() {
       field(&R::model, "model", "attn_temperature_start", &M::attn_temperature_start),
       field(&R::model, "model", "attn_temperature_end", &M::attn_temperature_end),
       field(&R::model, "model", "residual_scale", &M::residual_scale),
+      field(&R::model, "model", "skip", &M::skip),
       field(&R::model, "model", "embed_scale", &M::embed_scale),
       field(&R::model, "model", "norm_position", &M::norm_position),
       field(&R::model, "model", "sink_token", &M::sink_token),
@@ -516,6 +518,7 @@ const std::vector<Field>& fields() {
       field(&R::instrument, "instrument", "probe_every", &I::probe_every),
       field(&R::instrument, "instrument", "dense_until", &I::dense_until),
       field(&R::instrument, "instrument", "dense_every", &I::dense_every),
+      field(&R::instrument, "instrument", "probe_at_init", &I::probe_at_init),
       field(&R::instrument, "instrument", "attention", &I::attention),
       field(&R::instrument, "instrument", "residual", &I::residual),
       field(&R::instrument, "instrument", "gradients", &I::gradients),
@@ -822,6 +825,10 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   at_least("model.n_head", m.n_head, 1);
   at_least("model.seq_len", m.seq_len, 1);
   at_least("model.mlp_hidden", m.mlp_hidden, 0, " (0 means 4 * model.d_model)");
+  if (m.mlp == MlpKind::kNone && m.mlp_hidden != 0)
+    p.add({"model.mlp_hidden", "model.mlp"},
+          kv("model.mlp_hidden", m.mlp_hidden) + " is only used by an MLP, but " + kv("model.mlp", m.mlp) +
+              " (attention-only blocks); leave model.mlp_hidden at 0");
   if (m.d_model >= 1 && m.n_head >= 1) {
     if (m.d_model % m.n_head != 0) {
       p.add({"model.d_model", "model.n_head"},

@@ -134,6 +134,9 @@ int run_train(const TrainCommand& cmd) {
                  model_signature(cfg.model).c_str(), (long long)trainer.model().n_params(),
                  data->describe().c_str(), threads, run_dir.c_str());
 
+  // The initial model (before any update) as step 0: at-initialisation measurements.
+  if (monitor && cfg.instrument.probe_at_init && start_step == 0) monitor->probe(0, trainer.model());
+
   const auto t_start = std::chrono::steady_clock::now();
   auto t_last_print = t_start;
   double last_val = NAN, tok_s_ema = 0.0;
