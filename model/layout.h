@@ -43,7 +43,7 @@ struct BlockParams {
   VecView attn_norm_g;  // [d]
   MatView w_qkv;        // [3d, d] = w_q; w_k; w_v
   MatView w_o;          // [d, d]
-  VecView mlp_norm_g;   // [d]
+  VecView mlp_norm_g;   // [d]   (mlp_norm_g, w_in, w_down: empty views for attention-only blocks, mlp: none)
   MatView w_in;         // SwiGLU: [2F, d] = w_gate; w_up.  GELU: [F, d] = w_up
   MatView w_down;       // [d, F]
   // Toggle parameters (empty views when the toggle is off; model/TOGGLES.md).
@@ -77,12 +77,14 @@ struct BlockActs {
   float* probs;       // [B, H, T, T] attention probabilities
   MatView att;        // [N, d]  heads' outputs concatenated (before W_o)
   MatView attn_out;   // [N, d]  attention branch output (after W_o)
-  MatView resid_mid;  // [N, d]  x + attn_out
+  MatView resid_mid;  // [N, d]  x + attn_out (α·attn_out with skip: false)
   MatView norm2;      // [N, d]  RMSNorm(resid_mid): the MLP input
   float* rstd2;       // [N]
   MatView pre;        // [N, 2F] (SwiGLU gate|up) or [N, F] (GELU)
   MatView act;        // [N, F]
-  MatView mlp_out;    // [N, d]  MLP branch output; the block output is resid_mid + mlp_out
+  MatView mlp_out;    // [N, d]  MLP branch output; the block output is resid_mid + mlp_out (α·mlp_out with
+                      //         skip: false; resid_mid itself with mlp: none, when norm2, mlp_out stay 0 and
+                      //         pre, act are [N, 0])
   // Toggle activations (empty / nullptr when the toggle is off).
   MatView vhat;       // [N, d]  V-scale learned/fixed: v̂ = φ(‖v‖²)·v, the values attention aggregates
   float* v_sqnorm = nullptr;  // [N, H]  V-scale (every mode): r = ‖v‖² per row and head

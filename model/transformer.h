@@ -4,6 +4,7 @@
 //
 //   x0 = tok_emb[tokens] (+ sinusoidal PE)
 //   per block: x += W_o·Attn(RoPE(W_qkv·RMSNorm(x)));  x += W_down·MLP(W_in·RMSNorm(x))
+//   (ablations, model/TOGGLES.md: skip: false replaces each `x +=` by `x =`; mlp: none drops the MLP line)
 //   logits = RMSNorm(x) · lm_headᵀ;  loss = mean cross-entropy over targets >= 0
 #pragma once
 #include <cstdint>

@@ -56,7 +56,7 @@ MODEL_DEFAULTS = dict(
     rope_base=10000.0, tied_head=False, norm_eps=1e-5, init_std=0.02, v_scale="off", v_scale_theta=0.0,
     qk_norm=False, z_loss=0.0, softmax_plus_one=False, sink_logit=False, attn_bias_kv=False, sigmoid_attn=False,
     sigmoid_attn_bias=False, attn_temperature=1.0, attn_temperature_start=0, attn_temperature_end=0,
-    residual_scale=1.0, embed_scale=False, norm_position="pre", sink_token=False, sigma_reparam=False)
+    residual_scale=1.0, skip=True, embed_scale=False, norm_position="pre", sink_token=False, sigma_reparam=False)
 
 _ENUM_KEYS = ("mlp", "pos", "v_scale", "norm_position")
 
@@ -178,7 +178,9 @@ def attention_probs(cfg, params, tokens, step=0, max_layer=None):
     for l in range(last + 1):
         pre = f"blocks.{l}."
         g_attn = P[pre + "attn_norm.g"].astype(np.float64)
-        g_mlp = P[pre + "mlp_norm.g"].astype(np.float64)
+        has_mlp = cfg["mlp"] != "none"  # mlp: none = attention-only blocks (no MLP tensors)
+        g_mlp = P[pre + "mlp_norm.g"].astype(np.float64) if has_mlp else None
+        keep = 1.0 if cfg["skip"] else 0.0  # skip: false drops the residual term of both sums
         a = x if post else _rms(x, g_attn, eps)
         q = (a @ _weight(P, cfg, pre + "attn.w_q").T).reshape(B, T, H, dh)
         k = (a @ _weight(P, cfg, pre + "attn.w_k").T).reshape(B, T, H, dh)
@@ -229,15 +231,21 @@ def attention_probs(cfg, params, tokens, step=0, max_layer=None):
         y = y.transpose(0, 2, 1, 3).reshape(B, T, d)
         attn_out = y @ _weight(P, cfg, pre + "attn.w_o").T
         if post:
-            mid = _rms(x + alpha * attn_out, g_attn, eps)
+            mid = _rms(keep * x + alpha * attn_out, g_attn, eps)
             m_in = mid
         else:
-            mid = x + alpha * attn_out
+            mid = keep * x + alpha * attn_out
+            if not has_mlp:
+                x = mid
+                continue
             m_in = _rms(mid, g_mlp, eps)
+        if not has_mlp:
+            x = mid
+            continue
         if cfg["mlp"] == "swiglu":
             act = _silu(m_in @ _weight(P, cfg, pre + "mlp.w_gate").T) * (m_in @ _weight(P, cfg, pre + "mlp.w_up").T)
         else:
             act = _gelu_tanh(m_in @ _weight(P, cfg, pre + "mlp.w_up").T)
         mlp_out = act @ _weight(P, cfg, pre + "mlp.w_down").T
-        x = _rms(mid + alpha * mlp_out, g_mlp, eps) if post else mid + alpha * mlp_out
+        x = _rms(keep * mid + alpha * mlp_out, g_mlp, eps) if post else keep * mid + alpha * mlp_out
     return probs_out, p0_out

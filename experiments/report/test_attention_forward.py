@@ -46,6 +46,10 @@ VARIANTS = [
     ("post-norm", ["model.norm_position=post"], ["model.norm_position=pre"]),
     ("sink_token", ["model.sink_token=true"], None),  # the control would change the shape
     ("sigma_reparam", ["model.sigma_reparam=true"], ["model.sigma_reparam=false"]),
+    ("no skip", ["model.skip=false"], ["model.skip=true"]),
+    ("attention-only, no skip, post-norm",
+     ["model.mlp=none", "model.mlp_hidden=0", "model.skip=false", "model.norm_position=post"],
+     ["model.skip=true"]),
     ("qk_norm+attn_bias_kv+sink_token+sinusoidal",
      ["model.qk_norm=true", "model.attn_bias_kv=true", "model.sink_token=true", "model.pos=sinusoidal"],
      ["model.qk_norm=false"]),
