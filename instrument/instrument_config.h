@@ -10,7 +10,7 @@ enum class OnIncident : uint8_t { kContinue, kStop };
 struct InstrumentConfig {
   bool enabled = true;           // master switch; false = no metric beyond loss/lr/grad norm, no probes
   // Cadence.
-  int step_every = 1;            // cheap every-step metrics (per-tensor grads/updates, logits, spike z)
+  int step_every = 10;           // per-tensor gradient/update and output-logit statistics (spike z: every step)
   int probe_every = 50;          // full probe (forward+backward on the fixed probe batch); 0 disables
   int dense_until = 200;         // probe every dense_every steps up to this step (early dynamics)
   int dense_every = 10;

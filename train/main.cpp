@@ -207,18 +207,18 @@ std::string self_exe(const char* argv0) {
 }
 
 // libgomp reads its environment once, when it is loaded, so the threading defaults below can only take
-// effect in a fresh image: set them (unless the user set them) and re-exec once. Idle OpenMP threads
-// sleep instead of spinning (OMP_WAIT_POLICY=passive). On an idle machine spinning is faster for tiny
-// models (many short parallel regions), but when another process holds one of the cores a spinning
-// thread burns the core its partner needs and every barrier waits for a scheduler time slice: measured
-// here, preset A at 2 threads fell from ~120k to ~9k tokens/s with spinning, and stayed at ~120k passive
-// (README.md, "Threads"). Set OMP_WAIT_POLICY=active to spin on a machine you have to yourself.
+// effect in a fresh image: set them (unless the user set them) and re-exec once. Idle OpenMP threads spin
+// briefly (GOMP_SPINCOUNT=1000, a few microseconds) and then sleep. libgomp's default spins ~300× longer:
+// when another process holds one of the cores, a spinning thread burns the core its partner needs and
+// every barrier waits for a scheduler time slice. Measured here, preset A at 2 threads (tokens/s, idle /
+// one core busy): default spin 215k / ~9k; GOMP_SPINCOUNT=1000 271k / 80k; passive 120k / 126k
+// (README.md, "Benchmarks and threads"). OMP_WAIT_POLICY=passive is the choice for a crowded machine.
 void apply_thread_defaults(char** argv) {
   if (std::getenv("ATTNLAB_THREAD_ENV")) return;
   setenv("ATTNLAB_THREAD_ENV", "1", 1);
   bool changed = false;
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("GOMP_SPINCOUNT", "1000", 1);
     changed = true;
   }
   if (!std::getenv("OMP_PROC_BIND")) {
