@@ -3,7 +3,14 @@
 # everything is already installed). Needs root (or sudo) and, the first time, network access to the
 # Debian mirror configured on the machine.
 set -euo pipefail
-PKGS=(cmake g++ make git libdnnl-dev libeigen3-dev libyaml-cpp-dev catch2)
+PKGS=(cmake g++ make git libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libyaml-cpp-dev catch2)
+# ocl-icd-opencl-dev: Debian's libdnnl-dev only recommends it, but oneDNN's CMake config requires OpenCL.
+if [[ "${ATTNLAB_WITH_CORPUS:-0}" == 1 ]]; then
+  # `attnlab data get` fetches the prose corpus with npm and unpacks it with tar (train/corpus.h). A machine
+  # whose npm came with another Node.js install keeps it; ca-certificates for npm's TLS.
+  PKGS+=(ca-certificates tar gzip)
+  command -v npm >/dev/null || PKGS+=(npm)
+fi
 if [[ "${ATTNLAB_WITH_TORCH:-0}" == 1 ]]; then
   PKGS+=(python3 python3-numpy python3-torch libopenblas0-openmp)   # only for experiments/bench
 fi

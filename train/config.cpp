@@ -177,7 +177,12 @@ struct EnumTable<DataSource> {
   static constexpr EnumName<DataSource> kNames[] = {{DataSource::kFile, "file"},
                                                     {DataSource::kBigramBackcopy, "bigram_backcopy"},
                                                     {DataSource::kCopy, "copy"},
-                                                    {DataSource::kUniform, "uniform"}};
+                                                    {DataSource::kUniform, "uniform"},
+                                                    {DataSource::kCorpus, "corpus"}};
+};
+template <>
+struct EnumTable<Corpus> {
+  static constexpr EnumName<Corpus> kNames[] = {{Corpus::kGutenberg, "gutenberg"}, {Corpus::kAlice, "alice"}};
 };
 template <>
 struct EnumTable<DecayMode> {
@@ -487,6 +492,8 @@ const std::vector<Field>& fields() {
       field(&R::model, "model", "sigma_reparam", &M::sigma_reparam),
       field(&R::data, "data", "source", &D::source),
       field(&R::data, "data", "path", &D::path),
+      field(&R::data, "data", "corpus", &D::corpus),
+      field(&R::data, "data", "corpus_dir", &D::corpus_dir),
       field(&R::data, "data", "val_fraction", &D::val_fraction),
       field(&R::data, "data", "bos", &D::bos),
       field(&R::data, "data", "bos_id", &D::bos_id),
@@ -868,16 +875,20 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   real_check("data.val_fraction", d.val_fraction, d.val_fraction > 0.0 && d.val_fraction < 1.0,
              "must be in (0, 1)");
   const std::string source_kv = kv("data.source", d.source);
+  const bool bytes_source = d.source == DataSource::kFile || d.source == DataSource::kCorpus;
   if (d.source == DataSource::kFile) {
     if (d.path.empty()) p.add({"data.source", "data.path"}, "data.source=file needs data.path (the file to read)");
-    if (m.vocab < 256)
-      p.add({"data.source", "model.vocab"},
-            "data.source=file reads bytes (token = byte value 0..255), so model.vocab must be >= 256, got " +
-                kv("model.vocab", m.vocab));
   } else if (!d.path.empty()) {
     p.add({"data.path", "data.source"},
           kv("data.path", d.path) + " is only read when data.source=file, but " + source_kv);
   }
+  if (bytes_source && m.vocab < 256)
+    p.add({"data.source", "model.vocab"},
+          source_kv + " reads bytes (token = byte value 0..255), so model.vocab must be >= 256, got " +
+              kv("model.vocab", m.vocab));
+  if (d.source != DataSource::kCorpus && !d.corpus_dir.empty())
+    p.add({"data.corpus_dir", "data.source"},
+          kv("data.corpus_dir", d.corpus_dir) + " is only read when data.source=corpus, but " + source_kv);
   if (d.bos_id < -1) {
     p.add({"data.bos_id"}, kv("data.bos_id", d.bos_id) + " must be -1 (meaning model.vocab - 1) or a token id >= 0");
   } else if (d.bos && m.vocab >= 1) {
@@ -888,9 +899,9 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     if (id >= m.vocab) {
       p.add({"data.bos_id", "model.vocab"},
             "data.bos=true but " + id_text + " is outside the vocabulary [0, " + kv("model.vocab", m.vocab) + ")");
-    } else if (d.source == DataSource::kFile && id < 256) {
+    } else if (bytes_source && id < 256) {
       p.add({"data.bos", "data.bos_id", "model.vocab", "data.source"},
-            "data.bos=true with data.source=file: " + id_text +
+            "data.bos=true with " + source_kv + ": " + id_text +
                 " collides with a byte value (0..255); use model.vocab >= 257 so the BOS id is past the bytes, "
                 "or set data.bos_id >= 256");
     }
@@ -964,8 +975,27 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
 // -----------------------------------------------------------------------------------------------------
 // Public API
 
-RunConfig parse_config(const std::string& yaml_text, const std::string& source_name,
-                       const std::vector<std::string>& overrides) {
+namespace {
+
+// Relative data paths: one written in a config file is relative to that file's folder (so a config can sit
+// next to its data), one given with --set to the working directory. Both become absolute, so the resolved
+// config in a run directory still finds the data from anywhere (resume, sweeps).
+void resolve_paths(RunConfig* cfg, const Origins& origins, const std::string& base_dir) {
+  namespace fs = std::filesystem;
+  const auto resolve = [&](const char* key, std::string* value) {
+    if (value->empty() || fs::path(*value).is_absolute()) return;
+    const auto it = origins.find(key);
+    const bool from_file = it != origins.end() && it->second.line > 0;
+    std::error_code ec;
+    const fs::path p = from_file ? fs::path(base_dir) / *value : fs::absolute(*value, ec);
+    if (!ec) *value = p.lexically_normal().string();
+  };
+  resolve("data.path", &cfg->data.path);
+  resolve("data.corpus_dir", &cfg->data.corpus_dir);
+}
+
+RunConfig parse_config_in(const std::string& yaml_text, const std::string& source_name,
+                          const std::vector<std::string>& overrides, const std::string& base_dir) {
   RunConfig cfg;
   Origins origins;
   std::vector<YAML::Node> docs;
@@ -983,8 +1013,16 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& source_n
   } catch (const YAML::Exception& e) {  // not expected: the reader checks node types before using them
     fail(file_loc(source_name, e.mark), "", std::string("YAML error: ") + e.msg);
   }
+  if (!base_dir.empty()) resolve_paths(&cfg, origins, base_dir);
   validate_impl(cfg, &origins, source_name);
   return cfg;
+}
+
+}  // namespace
+
+RunConfig parse_config(const std::string& yaml_text, const std::string& source_name,
+                       const std::vector<std::string>& overrides) {
+  return parse_config_in(yaml_text, source_name, overrides, "");
 }
 
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -997,7 +1035,9 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(path + ": cannot read the config file: read error");
-  return parse_config(text.str(), path, overrides);
+  std::error_code aec;
+  const std::string base_dir = fs::absolute(fs::path(path), aec).parent_path().string();
+  return parse_config_in(text.str(), path, overrides, aec ? std::string(".") : base_dir);
 }
 
 void validate(const RunConfig& cfg) { validate_impl(cfg, nullptr, ""); }

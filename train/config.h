@@ -30,7 +30,8 @@ class ConfigError : public std::runtime_error {
 };
 
 // Reads `path`, applies `overrides` ("a.b=value", parsed as YAML scalars through the same reader), and
-// validates. Throws ConfigError.
+// validates. Relative data.path / data.corpus_dir values become absolute: from the file, relative to the
+// file's folder; from an override, relative to the working directory. Throws ConfigError.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // Same from text; `source_name` is used in messages in place of the file name.
 RunConfig parse_config(const std::string& yaml_text, const std::string& source_name,

@@ -11,6 +11,7 @@
 
 #include "model/check.h"
 #include "model/rng.h"
+#include "train/sha256.h"
 
 namespace attnlab {
 namespace {
@@ -189,21 +190,48 @@ class BigramBackcopyDataset : public SyntheticDataset {
   std::vector<int32_t> successors_;    // [K, branching] content indices
 };
 
+// Bytes of a file or a prepared corpus. The text is a list of documents (a plain file is one document, a
+// corpus one per book); the last val_fraction of every document is validation, the rest training, and a
+// window is drawn uniformly over all starts that keep it inside one document's split. For one document
+// that is a uniform start in [0, len - window], the same draw as before corpora existed.
 class FileDataset : public Dataset {
  public:
   FileDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
-      : path_(data.path), T_(model.seq_len), bos_(data.bos), seed_(seed) {
+      : T_(model.seq_len), bos_(data.bos), seed_(seed) {
     bos_id_ = data.bos_id < 0 ? model.vocab - 1 : data.bos_id;
-    read_all();
-    const size_t window = size_t(T_) + (bos_ ? 0 : 1);
-    n_val_ = val_bytes(bytes_.size(), data.val_fraction);
-    n_train_ = bytes_.size() - n_val_;
-    if (n_train_ < window || n_val_ < window) {
-      throw DataError(path_ + ": " + std::to_string(bytes_.size()) + " bytes give " + std::to_string(n_train_) +
-                      " train and " + std::to_string(n_val_) + " validation bytes, but seq_len " +
-                      std::to_string(T_) + " needs windows of " + std::to_string(window) +
-                      " bytes in each split; with val_fraction " + fraction_str(data.val_fraction) + " " +
-                      needed_str(window, data.val_fraction));
+    std::vector<CorpusBook> docs;
+    if (data.source == DataSource::kCorpus) {
+      const std::string dir = data.corpus_dir.empty() ? default_corpus_dir() : data.corpus_dir;
+      const std::string name = corpus_spec(data.corpus).name;
+      const CorpusIndex idx = load_corpus(dir, name, &bytes_);
+      path_ = corpus_text_path(dir, name);
+      sha256_ = idx.sha256;
+      docs = idx.books;
+      what_ = "corpus " + name + " (" + std::to_string(docs.size()) + (docs.size() == 1 ? " book, " : " books, ");
+    } else {
+      path_ = data.path;
+      read_all();
+      sha256_ = sha256_hex(bytes_.data(), bytes_.size());
+      docs.push_back({path_, 0, bytes_.size()});
+      what_ = "file " + path_ + " (";
+    }
+    window_ = size_t(T_) + (bos_ ? 0 : 1);
+    for (const auto& d : docs) {
+      const size_t nv = val_bytes(d.length, data.val_fraction);
+      add_segment(&train_, d.offset, d.length - nv);
+      add_segment(&val_, d.offset + d.length - nv, nv);
+    }
+    if (train_.starts == 0 || val_.starts == 0) {
+      if (docs.size() == 1) {
+        throw DataError(path_ + ": " + std::to_string(bytes_.size()) + " bytes give " + std::to_string(train_.bytes) +
+                        " train and " + std::to_string(val_.bytes) + " validation bytes, but seq_len " +
+                        std::to_string(T_) + " needs windows of " + std::to_string(window_) +
+                        " bytes in each split; with val_fraction " + fraction_str(data.val_fraction) + " " +
+                        needed_str(window_, data.val_fraction));
+      }
+      throw DataError(path_ + ": no book's " + std::string(train_.starts == 0 ? "training" : "validation") +
+                      " part holds a window of " + std::to_string(window_) + " bytes (seq_len " + std::to_string(T_) +
+                      ", val_fraction " + fraction_str(data.val_fraction) + ")");
     }
     for (size_t i = 0; i < bytes_.size(); ++i) {
       if (int(bytes_[i]) >= model.vocab) {
@@ -221,23 +249,41 @@ class FileDataset : public Dataset {
   void fill(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets) const override {
     ATTNLAB_CHECK(B >= 0 && inputs != nullptr && targets != nullptr, "Dataset::fill arguments");
     const uint64_t stream = split_stream(seed_, split);
-    const size_t region_begin = split == Split::kTrain ? 0 : n_train_;
-    const size_t region_len = split == Split::kTrain ? n_train_ : n_val_;
+    const Segments& seg = split == Split::kTrain ? train_ : val_;
     for (int b = 0; b < B; ++b) {
       RowView row(inputs + int64_t(b) * T_, targets + int64_t(b) * T_, T_, bos_, bos_id_);
       Rng rng = row_rng(stream, index, b);
-      const size_t start = region_begin + size_t(rng.below(region_len - size_t(row.length()) + 1));
+      const size_t start = seg.start_of(size_t(rng.below(seg.starts)));
       for (int i = 0; i < row.length(); ++i) row.put(i, bytes_[start + size_t(i)]);
     }
   }
 
   std::string describe() const override {
-    std::string s = "file " + path_ + " (" + format_bytes(double(bytes_.size())) + "; train " +
-                    format_bytes(double(n_train_)) + ", val " + format_bytes(double(n_val_)) + ")";
+    std::string s = what_ + format_bytes(double(bytes_.size())) + "; train " + format_bytes(double(train_.bytes)) +
+                    ", val " + format_bytes(double(val_.bytes)) + ")";
     return bos_ ? s + ", bos " + std::to_string(bos_id_) : s;
   }
 
+  FileInfo file_info() const override { return {path_, sha256_, bytes_.size()}; }
+
  private:
+  // The byte ranges of one split and, per range, the first window start it owns in the split's numbering.
+  struct Segments {
+    std::vector<size_t> begin, first;  // first[i] = windows in ranges 0..i-1
+    size_t starts = 0, bytes = 0;      // window starts and bytes in all ranges
+    size_t start_of(size_t k) const {  // the byte offset of the k-th window start
+      const size_t i = size_t(std::upper_bound(first.begin(), first.end(), k) - first.begin()) - 1;
+      return begin[i] + (k - first[i]);
+    }
+  };
+  void add_segment(Segments* s, size_t begin, size_t len) {
+    s->bytes += len;
+    if (len < window_) return;
+    s->begin.push_back(begin);
+    s->first.push_back(s->starts);
+    s->starts += len - window_ + 1;
+  }
+
   static size_t val_bytes(size_t total, double fraction) {
     const double v = std::floor(fraction * double(total));
     return v <= 0 ? 0 : std::min(total, size_t(v));
@@ -271,13 +317,14 @@ class FileDataset : public Dataset {
     if (failed) throw DataError(path_ + ": cannot read data file: " + std::strerror(err));
   }
 
-  std::string path_;
+  std::string path_, sha256_, what_;
   int T_;
   bool bos_;
   int32_t bos_id_;
   uint64_t seed_;
+  size_t window_ = 0;
   std::vector<uint8_t> bytes_;
-  size_t n_train_ = 0, n_val_ = 0;  // train = bytes_[0, n_train_), val = bytes_[n_train_, end)
+  Segments train_, val_;
 };
 
 }  // namespace
@@ -292,6 +339,7 @@ std::unique_ptr<Dataset> make_dataset(const DataConfig& data, const ModelConfig&
   const int K = model.vocab - (data.bos ? 1 : 0);
   switch (data.source) {
     case DataSource::kFile:
+    case DataSource::kCorpus:
       return std::make_unique<FileDataset>(data, model, seed);
     case DataSource::kBigramBackcopy:
       if (data.bigram_branching < 1 || data.bigram_branching > K) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/model_config.h"
+#include "train/corpus.h"
 
 namespace attnlab {
 
@@ -16,13 +17,17 @@ enum class DataSource : uint8_t {
   kFile,            // any file read as bytes (token = byte value, so vocab >= 256)
   kBigramBackcopy,  // Guo et al. 2024: sparse random bigram chain + trigger tokens that copy back
   kCopy,            // copy / induction: a random segment, then the same segment repeated
-  kUniform          // i.i.d. uniform random tokens (a control: loss cannot go below ln V)
+  kUniform,         // i.i.d. uniform random tokens (a control: loss cannot go below ln V)
+  kCorpus           // a prepared public-domain prose corpus (corpus.h, `attnlab data get`), read as bytes
 };
 
 struct DataConfig {
   DataSource source = DataSource::kBigramBackcopy;
-  std::string path;           // kFile: the file to read
-  double val_fraction = 0.1;  // kFile: the last fraction of the file is the validation split
+  std::string path;           // kFile: the file to read (a relative path in a config file is relative to that file)
+  Corpus corpus = Corpus::kGutenberg;  // kCorpus: which corpus
+  std::string corpus_dir;     // kCorpus: the folder `attnlab data get` wrote; empty means default_corpus_dir()
+  double val_fraction = 0.1;  // kFile: the last fraction of the file is the validation split; kCorpus: the
+                              // last fraction of every book (windows never cross a book or the split)
   bool bos = false;           // put a BOS token at position 0 of every sequence
   int bos_id = -1;            // BOS token id; -1 means vocab - 1 (synthetic tasks then never emit it)
   int bigram_branching = 4;   // kBigramBackcopy: successors per token in the sparse bigram table
@@ -46,6 +51,12 @@ class Dataset {
   // token that follows inputs[b, t]; a target of -1 is ignored by the loss.
   virtual void fill(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets) const = 0;
   virtual std::string describe() const = 0;  // one line for logs: source, sizes
+  // The file the tokens come from (kFile, kCorpus), for run.json; empty path for generated data.
+  struct FileInfo {
+    std::string path, sha256;
+    size_t bytes = 0;
+  };
+  virtual FileInfo file_info() const { return {}; }
 };
 
 // Builds the dataset (reads the file for kFile). Throws DataError naming the file and the problem

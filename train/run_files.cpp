@@ -162,7 +162,7 @@ void RunFiles::truncate_after(int64_t step) {
 void RunFiles::write_config(const std::string& yaml) { write_text(dir_ + "/config.yaml", yaml); }
 
 void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
-                              const std::string& data_desc) {
+                              const std::string& data_desc, const DataFileRecord& data_file) {
   struct utsname u {};
   uname(&u);
   char host[256] = {0};
@@ -176,7 +176,14 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
   os << "],\n  \"started\": \"" << stamp << "\",\n  \"host\": \"" << json_escape(host) << "\",\n  \"kernel\": \""
      << json_escape(std::string(u.sysname) + " " + u.release + " " + u.machine) << "\",\n  \"cpu\": \""
      << json_escape(cpu_model()) << "\",\n  \"cores\": " << omp_get_num_procs() << ",\n  \"threads\": " << threads
-     << ",\n  \"n_params\": " << n_params << ",\n  \"data\": \"" << json_escape(data_desc) << "\"\n}\n";
+     << ",\n  \"n_params\": " << n_params << ",\n  \"data\": \"" << json_escape(data_desc) << "\",\n  \"data_file\": ";
+  if (data_file.path.empty()) {
+    os << "null";
+  } else {
+    os << "{\"path\": \"" << json_escape(data_file.path) << "\", \"bytes\": " << data_file.bytes
+       << ", \"sha256\": \"" << data_file.sha256 << "\"}";
+  }
+  os << "\n}\n";
   write_text(dir_ + "/run.json", os.str());
 }
 

@@ -14,6 +14,12 @@ namespace attnlab {
 // Path of the checkpoint with the highest step in DIR/ckpt, or "" if there is none.
 std::string latest_checkpoint(const std::string& run_dir);
 
+struct DataFileRecord {
+  std::string path;
+  size_t bytes = 0;
+  std::string sha256;
+};
+
 class RunFiles : public MetricSink {
  public:
   explicit RunFiles(std::string dir);
@@ -23,8 +29,9 @@ class RunFiles : public MetricSink {
 
   void create();  // makes the directory tree and fresh metrics/events files; throws IoError
   void write_config(const std::string& yaml);
+  // run.json; `data_file` is the file the tokens come from (path empty for generated data: written as null).
   void write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
-                      const std::string& data_desc);
+                      const std::string& data_desc, const DataFileRecord& data_file);
   // Drops metrics and events recorded after `step` (resume), then opens both for appending.
   void truncate_after(int64_t step);
 

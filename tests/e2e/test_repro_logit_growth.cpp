@@ -1,11 +1,13 @@
 // `attnlab repro logit-growth` end to end on the real reproduction (experiments/logit-growth), with its
 // `test` budget (150 steps per run): every claim is evaluated (PASS or FAIL, never ERROR), the verdict
-// files and the report are written, and the exit code agrees with the verdicts.
+// files and the report are written, and the exit code agrees with the verdicts. The runs read a small
+// fixture corpus (tests/support/corpus_fixture.h) through $ATTNLAB_DATA, so no network is needed.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <regex>
 
+#include "tests/support/corpus_fixture.h"
 #include "tests/support/fixtures.h"
 
 using namespace attnlab::testing;
@@ -13,7 +15,8 @@ namespace fs = std::filesystem;
 
 TEST_CASE("repro logit-growth runs end to end and prints its verdict table", "[e2e][repro][slow]") {
   TempDir dir("repro-lg");
-  const auto r = run_command(attnlab_binary() + " repro logit-growth --budget test --out " + dir.file("out"));
+  make_fixture_corpus(dir.file("corpora"));
+  const auto r = run_command("ATTNLAB_DATA=" + dir.file("corpora") + " " + attnlab_binary() + " repro logit-growth --budget test --out " + dir.file("out"));
   INFO(r.output);
   REQUIRE((r.exit_code == 0 || r.exit_code == 1));
   const std::string verdict = read_file(dir.file("out") + "/verdict.json");

@@ -192,7 +192,7 @@ TEST_CASE("config: a full file sets every key and round-trips through dump_confi
   CHECK(cfg.model.norm_eps == 1.0e-6f);
   CHECK(cfg.model.init_std == 0.015f);
   CHECK(cfg.data.source == DataSource::kFile);
-  CHECK(cfg.data.path == "data/some file: #1.txt");
+  CHECK(cfg.data.path == dir.path("data/some file: #1.txt"));  // relative to the config file's folder
   CHECK(cfg.data.val_fraction == 0.25);
   CHECK(cfg.data.bos);
   CHECK(cfg.data.bos_id == 299);
