@@ -381,32 +381,108 @@ std::vector<size_t> match_runs(const Selector& sel, const std::vector<ClaimRun>&
   return out;
 }
 
+namespace {
+
+void collect_selectors(const ClaimSide& side, std::vector<const Selector*>* out) {
+  if (side.is_number) return;
+  if (side.combine != Combine::kNone) {
+    for (const ClaimSide& a : side.args) collect_selectors(a, out);
+    return;
+  }
+  out->push_back(&side.sel);
+}
+
+// The text the resolved config gives `section.key` ("" when there is no such key).
+std::string config_value_text(const RunConfig& cfg, const std::string& key) {
+  const size_t dot = key.find('.');
+  if (dot == std::string::npos) return "";
+  const std::string section = key.substr(0, dot) + ":", field = "  " + key.substr(dot + 1) + ": ";
+  std::istringstream in(dump_config(cfg));
+  std::string line;
+  bool in_section = false;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] != ' ') in_section = line == section;
+    else if (in_section && line.compare(0, field.size(), field) == 0) return line.substr(field.size());
+  }
+  return "";
+}
+
+std::vector<std::string> claim_values(const Claim& c, const std::vector<ClaimRun>& runs) {
+  return c.over_values.empty() ? axis_values(c.over, runs) : c.over_values;
+}
+
+}  // namespace
+
+std::vector<std::string> axis_values(const std::string& key, const std::vector<ClaimRun>& runs) {
+  std::vector<std::string> out;
+  for (const ClaimRun& r : runs) {
+    const std::string v = config_value_text(r.config, key);
+    if (!v.empty() && std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  return out;
+}
+
+ClaimSide with_run_key(const ClaimSide& side, const std::string& key, const std::string& value) {
+  ClaimSide out = side;
+  if (out.is_number) return out;
+  if (out.combine != Combine::kNone) {
+    for (ClaimSide& a : out.args) a = with_run_key(a, key, value);
+    return out;
+  }
+  bool replaced = false;
+  for (auto& kv : out.sel.run)
+    if (kv.first == key) kv.second = value, replaced = true;
+  if (!replaced) out.sel.run.emplace_back(key, value);
+  return out;
+}
+
 void check_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs) {
   std::vector<std::string> problems;
   std::set<std::string> ids;
   for (const Claim& c : claims) {
     if (!ids.insert(c.id).second) problems.push_back(c.where + ": claim id '" + c.id + "' is used twice");
-    for (const ClaimSide* side : {&c.lhs, &c.rhs}) {
-      if (side->is_number) continue;
-      const Selector& s = side->sel;
-      const std::string at = where_prefix(s);
-      if (s.metric.empty()) problems.push_back(at + "no metric");
-      if ((s.all_layers || s.all_heads) && s.reduce == Reduce::kNone)
-        problems.push_back(at + "layer/head 'all' needs reduce: max, min or mean");
-      if (!s.all_layers && !s.all_heads && s.reduce != Reduce::kNone)
-        problems.push_back(at + "reduce is only meaningful with layer: all or head: all");
-      std::string why;
-      const auto m = match_runs(s, runs, &why);
-      if (m.size() == 1) continue;
-      std::string msg = at + "run " + describe_run_map(s) + " matches " +
-                        (m.empty() ? std::string("no run") : std::to_string(m.size()) + " runs");
-      if (m.empty() && !why.empty()) msg += " (" + why + ")";
-      msg += m.empty() ? "; the runs are: " : ": ";
-      const size_t shown = m.empty() ? std::min<size_t>(runs.size(), 12) : m.size();
-      for (size_t i = 0; i < shown; ++i) msg += (i ? ", " : "") + runs[m.empty() ? i : m[i]].name;
-      if (m.empty() && runs.size() > shown) msg += ", ...";
-      if (!m.empty()) msg += "; add the keys that tell them apart";
-      problems.push_back(msg);
+    std::vector<std::pair<std::string, std::vector<ClaimSide>>> expanded;  // (over value, sides)
+    if (c.over.empty()) {
+      expanded.push_back({"", {c.lhs, c.rhs}});
+    } else {
+      const std::vector<std::string> values = claim_values(c, runs);
+      if (values.empty())
+        problems.push_back(c.where + ": over: " + c.over + " has no values (no run has that key; is it a config key?)");
+      if (c.require == Require::kAtLeast && (c.require_n < 1 || c.require_n > int(values.size())))
+        problems.push_back(c.where + ": require: " + std::to_string(c.require_n) + " is not between 1 and the " +
+                           std::to_string(values.size()) + " values of " + c.over);
+      for (const auto& v : values)
+        expanded.push_back({v, {with_run_key(c.lhs, c.over, v), with_run_key(c.rhs, c.over, v)}});
+    }
+    std::set<std::string> seen;  // one message per problem, not one per seed
+    for (const auto& [value, sides] : expanded) {
+      std::vector<const Selector*> sels;
+      for (const ClaimSide& side : sides) collect_selectors(side, &sels);
+      for (const Selector* sp : sels) {
+        const Selector& s = *sp;
+        const std::string at = where_prefix(s);
+        std::vector<std::string> mine;
+        if (s.metric.empty()) mine.push_back(at + "no metric");
+        if ((s.all_layers || s.all_heads) && s.reduce == Reduce::kNone)
+          mine.push_back(at + "layer/head 'all' needs reduce: max, min or mean");
+        if (!s.all_layers && !s.all_heads && s.reduce != Reduce::kNone)
+          mine.push_back(at + "reduce is only meaningful with layer: all or head: all");
+        std::string why;
+        const auto m = match_runs(s, runs, &why);
+        if (!(m.size() == 1 || (s.across != Across::kNone && !m.empty()))) {
+          std::string msg = at + "run " + describe_run_map(s) + " matches " +
+                            (m.empty() ? std::string("no run") : std::to_string(m.size()) + " runs");
+          if (m.empty() && !why.empty()) msg += " (" + why + ")";
+          msg += m.empty() ? "; the runs are: " : ": ";
+          const size_t shown = m.empty() ? std::min<size_t>(runs.size(), 12) : m.size();
+          for (size_t i = 0; i < shown; ++i) msg += (i ? ", " : "") + runs[m.empty() ? i : m[i]].name;
+          if (m.empty() && runs.size() > shown) msg += ", ...";
+          if (!m.empty()) msg += "; add the keys that tell them apart (or across: mean|median|min|max to reduce over them)";
+          mine.push_back(msg);
+        }
+        for (auto& p : mine)
+          if (seen.insert(p).second) problems.push_back(p);
+      }
     }
   }
   if (problems.empty()) return;
@@ -418,29 +494,21 @@ void check_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>&
 // ---------------------------------------------------------------------------------------------------
 // Evaluation
 
-SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs,
-                        const std::function<const RunMetrics&(size_t run)>& metrics) {
+namespace {
+
+// The value of a selector on one run: step selection per (layer, head) series, then the reduction over
+// layers/heads; before `across`, `times` and `plus`.
+SideValue selector_on_run(const Selector& sel, size_t r, const std::vector<ClaimRun>& runs,
+                          const std::function<const RunMetrics&(size_t run)>& metrics) {
   SideValue out;
-  if (side.is_number) {
-    out.ok = true;
-    out.raw = out.value = side.number;
-    out.text = format_number(side.number);
-    return out;
-  }
-  const Selector& sel = side.sel;
   const std::string at = where_prefix(sel);
-  const auto matched = match_runs(sel, runs);
-  if (matched.size() != 1) {
-    out.error = at + "run " + describe_run_map(sel) + " matches " + std::to_string(matched.size()) + " runs";
-    return out;
-  }
-  const ClaimRun& run = runs[matched[0]];
+  const ClaimRun& run = runs[r];
   out.run = run.name;
   if (!run.problem.empty()) {
     out.error = "run " + run.name + " (" + run.dir + "): " + run.problem;
     return out;
   }
-  const RunMetrics& m = metrics(matched[0]);
+  const RunMetrics& m = metrics(r);
   if (!m.exists()) {
     out.error = "run " + run.name + ": no metrics file " + m.source();
     return out;
@@ -511,11 +579,193 @@ SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs
   if (sel.reduce == Reduce::kMean) acc /= double(series.size());
   if (nan) acc = kNaN;
   out.ok = true;
-  out.raw = acc;
-  out.value = acc * sel.times + sel.plus;
-  out.text = apply_text(sel, out.raw, out.value);
+  out.raw = out.value = acc;
   return out;
 }
+
+double median_of(std::vector<double> v) {
+  for (double x : v)
+    if (std::isnan(x)) return kNaN;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? kNaN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double reduce_values(const std::vector<double>& v, int how) {  // how: 'M' max, 'm' min, 'a' mean, 'd' median
+  if (v.empty()) return kNaN;
+  if (how == 'd') return median_of(v);
+  double acc = how == 'a' ? 0.0 : v[0];
+  bool nan = false;
+  for (double x : v) {
+    nan |= std::isnan(x);
+    if (how == 'a') acc += x;
+    else acc = how == 'M' ? std::max(acc, x) : std::min(acc, x);
+  }
+  if (how == 'a') acc /= double(v.size());
+  return nan ? kNaN : acc;
+}
+
+const char* across_name(Across a) {
+  switch (a) {
+    case Across::kMax: return "max";
+    case Across::kMin: return "min";
+    case Across::kMean: return "mean";
+    case Across::kMedian: return "median";
+    case Across::kSensitivity: return "sensitivity";
+    case Across::kNone: break;
+  }
+  return "";
+}
+
+std::string scaled_text(const std::string& core, double raw, double value, double times, bool has_times, double plus,
+                        bool has_plus) {
+  if (!has_times && !has_plus) return core;
+  std::string s;
+  if (has_times) s += format_number(times) + " × ";
+  s += format_number(raw);
+  if (has_plus) s += (plus < 0 ? " - " : " + ") + format_number(std::fabs(plus));
+  return s + " = " + format_number(value);
+}
+
+}  // namespace
+
+SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs,
+                        const std::function<const RunMetrics&(size_t run)>& metrics) {
+  SideValue out;
+  if (side.is_number) {
+    out.ok = true;
+    out.raw = out.value = side.number;
+    out.text = format_number(side.number);
+    return out;
+  }
+  if (side.combine != Combine::kNone) {
+    const SideValue a = evaluate_side(side.args.at(0), runs, metrics), b = evaluate_side(side.args.at(1), runs, metrics);
+    if (!a.ok || !b.ok) {
+      out.error = !a.ok ? a.error : b.error;
+      if (!a.ok && !b.ok) out.error += "; " + b.error;
+      return out;
+    }
+    const char* sym = side.combine == Combine::kDiv ? " / " : " - ";
+    out.raw = side.combine == Combine::kDiv ? a.value / b.value
+              : side.combine == Combine::kSub ? a.value - b.value
+                                              : std::fabs(a.value - b.value);
+    out.value = out.raw * side.times + side.plus;
+    out.ok = true;
+    const std::string core = std::string(side.combine == Combine::kAbsDiff ? "|" : "(") + format_number(a.value) + sym +
+                             format_number(b.value) + (side.combine == Combine::kAbsDiff ? "|" : ")") + " = " +
+                             format_number(out.raw);
+    out.text = scaled_text(core, out.raw, out.value, side.times, side.has_times, side.plus, side.has_plus);
+    out.run = a.run.empty() ? b.run : a.run;
+    return out;
+  }
+  const Selector& sel = side.sel;
+  const std::string at = where_prefix(sel);
+  const auto matched = match_runs(sel, runs);
+  if (sel.across == Across::kNone ? matched.size() != 1 : matched.empty()) {
+    out.error = at + "run " + describe_run_map(sel) + " matches " + std::to_string(matched.size()) + " runs";
+    return out;
+  }
+  if (sel.across == Across::kNone) {
+    out = selector_on_run(sel, matched[0], runs, metrics);
+    if (!out.ok) return out;
+    out.value = out.raw * sel.times + sel.plus;
+    out.text = apply_text(sel, out.raw, out.value);
+    return out;
+  }
+  std::vector<double> vals, caps;
+  for (size_t r : matched) {
+    const SideValue v = selector_on_run(sel, r, runs, metrics);
+    if (!v.ok) return v;
+    vals.push_back(v.raw);
+    if (sel.across == Across::kSensitivity) {
+      bool found = false;
+      const std::vector<MetricRow>* rows = metrics(r).rows(sel.cap_metric);
+      if (rows != nullptr && !rows->empty()) found = true;
+      if (!found) {
+        out.error = at + "across: sensitivity needs the cap metric '" + sel.cap_metric + "' in run " + runs[r].name;
+        return out;
+      }
+      caps.push_back(rows->front().value);
+    }
+  }
+  double raw;
+  if (sel.across == Across::kSensitivity) {
+    double best = kNaN;
+    for (double v : vals)
+      if (!std::isnan(v)) best = std::isnan(best) ? v : std::min(best, v);
+    std::vector<double> gaps;
+    for (size_t i = 0; i < vals.size(); ++i) gaps.push_back((std::isnan(vals[i]) ? caps[i] : std::min(vals[i], caps[i])) - best);
+    raw = reduce_values(gaps, 'a');
+  } else {
+    raw = reduce_values(vals, sel.across == Across::kMax ? 'M' : sel.across == Across::kMin ? 'm'
+                                 : sel.across == Across::kMean ? 'a' : 'd');
+  }
+  out.ok = true;
+  out.raw = raw;
+  out.value = raw * sel.times + sel.plus;
+  out.run = runs[matched[0]].name;
+  const std::string core = std::string(across_name(sel.across)) + " over " + std::to_string(matched.size()) +
+                           " runs = " + format_number(raw);
+  out.text = scaled_text(core, raw, out.value, sel.times, sel.has_times, sel.plus, sel.has_plus);
+  return out;
+}
+
+namespace {
+
+bool compare(double a, CompareOp op, double b) {
+  switch (op) {
+    case CompareOp::kGe: return a >= b;
+    case CompareOp::kGt: return a > b;
+    case CompareOp::kLe: return a <= b;
+    case CompareOp::kLt: return a < b;
+  }
+  return false;
+}
+
+std::string require_text(const Claim& c, size_t n) {
+  const std::string of = std::to_string(n) + " values of " + c.over;
+  switch (c.require) {
+    case Require::kAll: return "in all " + of;
+    case Require::kAny: return "in at least one of the " + of;
+    case Require::kMajority: return "in a majority (" + std::to_string(n / 2 + 1) + ") of the " + of;
+    case Require::kAtLeast: return "in at least " + std::to_string(c.require_n) + " of the " + of;
+  }
+  return "";
+}
+
+int required(const Claim& c, size_t n) {
+  switch (c.require) {
+    case Require::kAll: return int(n);
+    case Require::kAny: return 1;
+    case Require::kMajority: return int(n / 2 + 1);
+    case Require::kAtLeast: return c.require_n;
+  }
+  return int(n);
+}
+
+// Reduces one side over the claim's values (over_reduce).
+SideValue reduce_side_over(const Claim& c, const ClaimSide& side, const std::vector<std::string>& values,
+                           const std::vector<ClaimRun>& runs, const std::function<const RunMetrics&(size_t)>& metrics) {
+  if (side.is_number) return evaluate_side(side, runs, metrics);
+  SideValue out;
+  std::vector<double> vals;
+  std::string parts;
+  for (const auto& v : values) {
+    const SideValue sv = evaluate_side(with_run_key(side, c.over, v), runs, metrics);
+    if (!sv.ok) return sv;
+    vals.push_back(sv.value);
+    parts += (parts.empty() ? "" : ", ") + format_number(sv.value);
+    if (out.run.empty()) out.run = sv.run;
+  }
+  const Reduce r = c.over_reduce;
+  out.raw = out.value = reduce_values(vals, r == Reduce::kMax ? 'M' : r == Reduce::kMin ? 'm' : r == Reduce::kMean ? 'a' : 'd');
+  out.ok = true;
+  const char* name = r == Reduce::kMax ? "max" : r == Reduce::kMin ? "min" : r == Reduce::kMean ? "mean" : "median";
+  out.text = std::string(name) + " over " + c.over + " of [" + parts + "] = " + format_number(out.value);
+  return out;
+}
+
+}  // namespace
 
 std::vector<ClaimResult> evaluate_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs) {
   std::map<size_t, RunMetrics> cache;
@@ -530,39 +780,82 @@ std::vector<ClaimResult> evaluate_claims(const std::vector<Claim>& claims, const
     res.id = c.id;
     res.text = c.text;
     res.op = c.op;
+    res.over = c.over;
+    std::vector<std::string> details;
+    const bool per_value = !c.over.empty() && c.over_reduce == Reduce::kNone;
     try {
-      res.lhs = evaluate_side(c.lhs, runs, metrics);
-      res.rhs = evaluate_side(c.rhs, runs, metrics);
+      if (per_value) {
+        const std::vector<std::string> values = claim_values(c, runs);
+        bool error = values.empty();
+        if (values.empty()) details.push_back("over: " + c.over + " has no values among the runs");
+        std::string measured, expected_rhs;
+        bool same_rhs = true;
+        for (const auto& v : values) {
+          ClaimPoint pt;
+          pt.value = v;
+          pt.lhs = evaluate_side(with_run_key(c.lhs, c.over, v), runs, metrics);
+          pt.rhs = evaluate_side(with_run_key(c.rhs, c.over, v), runs, metrics);
+          if (!pt.lhs.ok || !pt.rhs.ok) {
+            pt.verdict = Verdict::kError;
+            error = true;
+            if (!pt.lhs.ok) details.push_back(c.over + "=" + v + ": " + pt.lhs.error);
+            if (!pt.rhs.ok) details.push_back(c.over + "=" + v + ": " + pt.rhs.error);
+          } else {
+            pt.verdict = compare(pt.lhs.value, c.op, pt.rhs.value) ? Verdict::kPass : Verdict::kFail;
+            if (std::isnan(pt.lhs.value) || std::isnan(pt.rhs.value))
+              details.push_back(c.over + "=" + v + ": a measured value is NaN, so the comparison is false");
+          }
+          res.passed += pt.verdict == Verdict::kPass;
+          const std::string lhs_t = pt.lhs.ok ? format_number(pt.lhs.value) : "?";
+          const std::string rhs_t = pt.rhs.ok ? format_number(pt.rhs.value) : "?";
+          if (expected_rhs.empty()) expected_rhs = rhs_t;
+          same_rhs &= rhs_t == expected_rhs;
+          measured += (measured.empty() ? "" : "; ") + v + ": " + lhs_t + (c.rhs.is_number ? "" : " vs " + rhs_t) + " " +
+                      verdict_name(pt.verdict);
+          res.points.push_back(pt);
+        }
+        const int need = required(c, values.size());
+        res.verdict = error ? Verdict::kError : res.passed >= need ? Verdict::kPass : Verdict::kFail;
+        res.expected = std::string(op_text(c.op)) + " " + (c.rhs.is_number || same_rhs ? expected_rhs : "the rhs") + " " +
+                       require_text(c, values.size());
+        res.measured = std::to_string(res.passed) + " of " + std::to_string(values.size()) + " pass (" + c.over + " " +
+                       measured + ")";
+        if (!res.points.empty()) res.lhs = res.points.front().lhs, res.rhs = res.points.front().rhs;
+      } else {
+        if (!c.over.empty()) {
+          const std::vector<std::string> values = claim_values(c, runs);
+          res.lhs = reduce_side_over(c, c.lhs, values, runs, metrics);
+          res.rhs = reduce_side_over(c, c.rhs, values, runs, metrics);
+        } else {
+          res.lhs = evaluate_side(c.lhs, runs, metrics);
+          res.rhs = evaluate_side(c.rhs, runs, metrics);
+        }
+        res.expected = std::string(op_text(c.op)) + " " + (res.rhs.ok ? res.rhs.text : "?");
+        res.measured = res.lhs.ok ? res.lhs.text : "?";
+        if (!res.lhs.ok) details.push_back(res.lhs.error);
+        if (!res.rhs.ok) details.push_back(res.rhs.error);
+        if (details.empty()) {
+          const double a = res.lhs.value, b = res.rhs.value;
+          res.verdict = compare(a, c.op, b) ? Verdict::kPass : Verdict::kFail;
+          res.passed = res.verdict == Verdict::kPass;
+          if (std::isnan(a) || std::isnan(b)) details.push_back("a measured value is NaN, so the comparison is false");
+        } else {
+          res.verdict = Verdict::kError;
+        }
+      }
     } catch (const IoError& e) {  // a malformed metrics file
       res.verdict = Verdict::kError;
       res.detail = e.what();
       out.push_back(res);
       continue;
     }
-    res.expected = std::string(op_text(c.op)) + " " + (res.rhs.ok ? res.rhs.text : "?");
-    res.measured = res.lhs.ok ? res.lhs.text : "?";
-    std::vector<std::string> details;
-    if (!res.lhs.ok) details.push_back(res.lhs.error);
-    if (!res.rhs.ok) details.push_back(res.rhs.error);
-    if (details.empty()) {
-      const double a = res.lhs.value, b = res.rhs.value;
-      bool pass = false;
-      switch (c.op) {
-        case CompareOp::kGe: pass = a >= b; break;
-        case CompareOp::kGt: pass = a > b; break;
-        case CompareOp::kLe: pass = a <= b; break;
-        case CompareOp::kLt: pass = a < b; break;
-      }
-      res.verdict = pass ? Verdict::kPass : Verdict::kFail;
-      if (std::isnan(a) || std::isnan(b)) details.push_back("a measured value is NaN, so the comparison is false");
-    } else {
-      res.verdict = Verdict::kError;
-    }
     std::set<std::string> noted;
-    for (const SideValue* s : {&res.lhs, &res.rhs}) {
-      if (s->run.empty() || !noted.insert(s->run).second) continue;
+    std::vector<const SideValue*> sides = {&res.lhs, &res.rhs};
+    for (const ClaimPoint& pt : res.points) sides.push_back(&pt.lhs), sides.push_back(&pt.rhs);
+    for (const SideValue* sv : sides) {
+      if (sv->run.empty() || !noted.insert(sv->run).second) continue;
       for (const ClaimRun& r : runs)
-        if (r.name == s->run && !r.note.empty()) details.push_back("run " + r.name + ": " + r.note);
+        if (r.name == sv->run && !r.note.empty()) details.push_back("run " + r.name + ": " + r.note);
     }
     for (size_t i = 0; i < details.size(); ++i) res.detail += (i ? "; " : "") + details[i];
     out.push_back(res);
@@ -629,7 +922,17 @@ std::string verdict_json(const std::vector<ClaimResult>& results, const std::vec
     s += std::string(i ? "," : "") + "\n  {\"id\":\"" + json_escape(r.id) + "\",\"text\":\"" + json_escape(r.text) +
          "\",\"op\":\"" + op_text(r.op) + "\",\"expected\":\"" + json_escape(r.expected) + "\",\"measured\":\"" +
          json_escape(r.measured) + "\",\"verdict\":\"" + verdict_name(r.verdict) + "\",\"detail\":\"" +
-         json_escape(r.detail) + "\",\"lhs\":" + json_side(r.lhs) + ",\"rhs\":" + json_side(r.rhs) + "}";
+         json_escape(r.detail) + "\",\"lhs\":" + json_side(r.lhs) + ",\"rhs\":" + json_side(r.rhs);
+    if (!r.over.empty() && !r.points.empty()) {
+      s += ",\"over\":\"" + json_escape(r.over) + "\",\"passed_count\":" + std::to_string(r.passed) + ",\"points\":[";
+      for (size_t j = 0; j < r.points.size(); ++j) {
+        const ClaimPoint& pt = r.points[j];
+        s += std::string(j ? "," : "") + "{\"value\":\"" + json_escape(pt.value) + "\",\"verdict\":\"" +
+             verdict_name(pt.verdict) + "\",\"lhs\":" + json_side(pt.lhs) + ",\"rhs\":" + json_side(pt.rhs) + "}";
+      }
+      s += "]";
+    }
+    s += "}";
   }
   return s + "\n]}\n";
 }

@@ -77,7 +77,10 @@ double metric_at_step(const RunMetrics& m, const std::string& metric, int64_t st
 // Claims
 
 enum class StepPick { kLast, kAt, kMax, kMin, kMean };
-enum class Reduce { kNone, kMax, kMin, kMean };
+enum class Reduce { kNone, kMax, kMin, kMean, kMedian };  // kMedian: across runs and seeds only
+// Across the runs a selector matches: a plain reduction, or Wortsman et al.'s LR sensitivity
+// E_r[min(v_r, cap_r) - min_r v_r] (cap_r: the run's `cap_metric` at its first record, the loss at init).
+enum class Across { kNone, kMax, kMin, kMean, kMedian, kSensitivity };
 enum class CompareOp { kGe, kGt, kLe, kLt };
 
 struct Selector {
@@ -97,13 +100,29 @@ struct Selector {
   double plus = 0.0;
   bool has_plus = false;
   std::string where;  // location for messages, e.g. "repro.yaml:14: claims[0].lhs"
+  // Sweep-level statistics: with `across`, `run` may match several runs (at least one) and their values
+  // are reduced (after `step` and `reduce`, before `times`/`plus`).
+  Across across = Across::kNone;
+  std::string cap_metric = "loss";  // kSensitivity: the per-run cap (its first recorded value)
 };
+
+// A side is a number, a selector, or a combination of two sides (a ratio or a difference between arms),
+// then `value * times + plus`.
+enum class Combine { kNone, kDiv, kSub, kAbsDiff };
 
 struct ClaimSide {
   bool is_number = false;
   double number = 0.0;
   Selector sel;
+  Combine combine = Combine::kNone;
+  std::vector<ClaimSide> args;  // the two operands when combine != kNone
+  double times = 1.0, plus = 0.0;
+  bool has_times = false, has_plus = false;
+  std::string where;
 };
+
+// How many of the values of a claim's `over` axis must pass for the claim to pass.
+enum class Require { kAll, kAny, kMajority, kAtLeast };
 
 struct Claim {
   std::string id;
@@ -112,6 +131,15 @@ struct Claim {
   CompareOp op = CompareOp::kGe;
   ClaimSide rhs;
   std::string where;
+  // Aggregation over a sweep axis (seeds): `over` is a config key; each value (`over_values`, or every
+  // value the runs have when empty) is added to every selector's `run` map. Either the comparison is made
+  // per value and `require` says how many must pass (paired comparisons: both sides at the same seed), or,
+  // with `over_reduce`, each side is first reduced over the values and compared once.
+  std::string over;
+  std::vector<std::string> over_values;
+  Require require = Require::kAll;
+  int require_n = 0;  // kAtLeast
+  Reduce over_reduce = Reduce::kNone;
 };
 
 // A run the claims may refer to: its name, directory and resolved config (for matching `run:` maps).
@@ -149,8 +177,18 @@ struct SideValue {
   std::string error;
 };
 
+// One value of a claim's `over` axis: both sides at that value and its verdict.
+struct ClaimPoint {
+  std::string value;
+  SideValue lhs, rhs;
+  Verdict verdict = Verdict::kError;
+};
+
 struct ClaimResult {
   std::string id, text;
+  std::string over;               // the axis key, when the claim aggregates over one
+  std::vector<ClaimPoint> points;  // per value (per-value comparisons only)
+  int passed = 0;                  // points that pass
   std::string expected;  // ">= 100 × 3.2 = 320"
   std::string measured;  // "412.5"
   Verdict verdict = Verdict::kError;
@@ -162,6 +200,10 @@ struct ClaimResult {
 // Evaluates every claim; reads each run's metrics once. Never throws for a missing metric or run: that
 // claim's verdict is ERROR with the reason in `detail`.
 std::vector<ClaimResult> evaluate_claims(const std::vector<Claim>& claims, const std::vector<ClaimRun>& runs);
+// The distinct values of config key `key` among the runs, in run order, as the config writes them.
+std::vector<std::string> axis_values(const std::string& key, const std::vector<ClaimRun>& runs);
+// `side` with `key: value` added to (or replacing it in) every selector's run map.
+ClaimSide with_run_key(const ClaimSide& side, const std::string& key, const std::string& value);
 // Evaluates one side against already read metrics (tests).
 SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs,
                         const std::function<const RunMetrics&(size_t run)>& metrics);

@@ -74,15 +74,16 @@ bool parse_int(const YAML::Node& v, int64_t* out) {
 Selector parse_selector(const YAML::Node& m, const std::string& source, const std::string& what) {
   Selector s;
   s.where = loc(source, m.Mark()) + ": " + what;
-  static const std::set<std::string> kFields = {"run", "metric", "layer", "head", "index", "kind",
-                                                "step", "reduce", "times", "plus"};
+  static const std::set<std::string> kFields = {"run", "metric", "layer", "head", "index", "kind", "step",
+                                                "reduce", "times", "plus", "across", "cap_metric"};
   for (auto it = m.begin(); it != m.end(); ++it) {
     const std::string k = it->first.Scalar();
     const YAML::Node v = it->second;
     const std::string at = loc(source, it->first.Mark());
     const std::string field = what + "." + k;
     if (!kFields.count(k))
-      fail(at, field + ": unknown selector field (fields: run, metric, layer, head, index, kind, step, reduce, times, plus)");
+      fail(at, field + ": unknown selector field (fields: run, metric, layer, head, index, kind, step, reduce, times, "
+                       "plus, across, cap_metric)");
     if (k == "run") {
       if (!v.IsMap()) fail(at, field + ": expected a map of config keys to values, e.g. {optim.lr: 0.1}");
       for (auto jt = v.begin(); jt != v.end(); ++jt)
@@ -123,14 +124,52 @@ Selector parse_selector(const YAML::Node& m, const std::string& source, const st
       if (!parse_number(v, &x)) fail(loc(source, v.Mark()), field + ": expected a number");
       if (k == "times") s.times = x, s.has_times = true;
       else s.plus = x, s.has_plus = true;
+    } else if (k == "across") {
+      const std::string t = scalar(v, source, field);
+      if (t == "max") s.across = Across::kMax;
+      else if (t == "min") s.across = Across::kMin;
+      else if (t == "mean") s.across = Across::kMean;
+      else if (t == "median") s.across = Across::kMedian;
+      else if (t == "sensitivity") s.across = Across::kSensitivity;
+      else fail(loc(source, v.Mark()), field + ": expected max, min, mean, median or sensitivity");
+    } else if (k == "cap_metric") {
+      s.cap_metric = scalar(v, source, field);
     }
   }
+  if (s.across != Across::kSensitivity && m["cap_metric"])
+    fail(loc(source, m["cap_metric"].Mark()), what + ".cap_metric: only meaningful with across: sensitivity");
   if (s.metric.empty()) fail(loc(source, m.Mark()), what + ": no metric (e.g. metric: zabsmax)");
   return s;
 }
 
 ClaimSide parse_side(const YAML::Node& v, const std::string& source, const std::string& what) {
   ClaimSide side;
+  side.where = loc(source, v.Mark()) + ": " + what;
+  if (v.IsMap() && (v["div"] || v["sub"] || v["absdiff"])) {
+    // A combination of two sides: {div: [A, B]} = A / B, {sub: [A, B]} = A - B, {absdiff: [A, B]} = |A - B|.
+    int ops = 0;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      const std::string k = it->first.Scalar();
+      const std::string at = loc(source, it->first.Mark());
+      if (k == "div" || k == "sub" || k == "absdiff") {
+        ++ops;
+        side.combine = k == "div" ? Combine::kDiv : k == "sub" ? Combine::kSub : Combine::kAbsDiff;
+        if (!it->second.IsSequence() || it->second.size() != 2)
+          fail(at, what + "." + k + ": expected a list of two sides, e.g. [{run: ..., metric: ...}, {run: ..., metric: ...}]");
+        for (size_t i = 0; i < 2; ++i)
+          side.args.push_back(parse_side(it->second[i], source, what + "." + k + "[" + std::to_string(i) + "]"));
+      } else if (k == "times" || k == "plus") {
+        double x = 0;
+        if (!parse_number(it->second, &x)) fail(loc(source, it->second.Mark()), what + "." + k + ": expected a number");
+        if (k == "times") side.times = x, side.has_times = true;
+        else side.plus = x, side.has_plus = true;
+      } else {
+        fail(at, what + "." + k + ": unknown field beside a combination (fields: div | sub | absdiff, times, plus)");
+      }
+    }
+    if (ops != 1) fail(side.where, "give exactly one of div, sub, absdiff");
+    return side;
+  }
   if (v.IsMap()) {
     side.sel = parse_selector(v, source, what);
     return side;
@@ -210,10 +249,11 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
         const YAML::Node c = v[i];
         const std::string what = "claims[" + std::to_string(i) + "]";
         if (!c.IsMap()) fail(loc(source, c.Mark()), what + ": expected a map with id, text, lhs, op, rhs");
-        static const std::set<std::string> kClaimKeys = {"id", "text", "lhs", "op", "rhs"};
+        static const std::set<std::string> kClaimKeys = {"id", "text", "lhs", "op", "rhs", "over", "require", "over_reduce"};
         for (auto jt = c.begin(); jt != c.end(); ++jt)
           if (!kClaimKeys.count(jt->first.Scalar()))
-            fail(loc(source, jt->first.Mark()), what + ": unknown field '" + jt->first.Scalar() + "' (fields: id, text, lhs, op, rhs)");
+            fail(loc(source, jt->first.Mark()), what + ": unknown field '" + jt->first.Scalar() +
+                                                     "' (fields: id, text, lhs, op, rhs, over, require, over_reduce)");
         for (const char* need : {"id", "text", "lhs", "op", "rhs"})
           if (!c[need]) fail(loc(source, c.Mark()), what + ": missing '" + need + "'");
         Claim cl;
@@ -229,6 +269,42 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
         cl.lhs = parse_side(c["lhs"], source, what + " (" + cl.id + ").lhs");
         cl.rhs = parse_side(c["rhs"], source, what + " (" + cl.id + ").rhs");
         if (cl.lhs.is_number && cl.rhs.is_number) fail(cl.where, "both sides are numbers: nothing is measured");
+        if (const YAML::Node ov = c["over"]) {
+          // over: train.seed (every value the runs have) or over: {train.seed: [0, 1, 2]}
+          if (ov.IsScalar()) {
+            cl.over = ov.Scalar();
+          } else if (ov.IsMap() && ov.size() == 1 && ov.begin()->second.IsSequence()) {
+            cl.over = ov.begin()->first.Scalar();
+            const YAML::Node vals = ov.begin()->second;
+            for (size_t j = 0; j < vals.size(); ++j)
+              cl.over_values.push_back(override_text(vals[j], source, what + ".over." + cl.over));
+            if (cl.over_values.empty()) fail(loc(source, vals.Mark()), what + ".over: an empty list of values");
+          } else {
+            fail(loc(source, ov.Mark()), what + ".over: expected a config key (e.g. train.seed) or {key: [values]}");
+          }
+          if (cl.over.find('.') == std::string::npos)
+            fail(loc(source, ov.Mark()), what + ".over: '" + cl.over + "' is not a config key of the form section.key");
+        }
+        if (const YAML::Node rq = c["require"]) {
+          if (cl.over.empty()) fail(loc(source, rq.Mark()), what + ".require: only meaningful with over");
+          const std::string t = scalar(rq, source, what + ".require");
+          int64_t n = 0;
+          if (t == "all") cl.require = Require::kAll;
+          else if (t == "any") cl.require = Require::kAny;
+          else if (t == "majority") cl.require = Require::kMajority;
+          else if (parse_int(rq, &n) && n >= 1) cl.require = Require::kAtLeast, cl.require_n = int(n);
+          else fail(loc(source, rq.Mark()), what + ".require: expected all, any, majority or a count >= 1");
+        }
+        if (const YAML::Node rd = c["over_reduce"]) {
+          if (cl.over.empty()) fail(loc(source, rd.Mark()), what + ".over_reduce: only meaningful with over");
+          if (c["require"]) fail(loc(source, rd.Mark()), what + ": give require (per-value verdicts) or over_reduce (one comparison), not both");
+          const std::string t = scalar(rd, source, what + ".over_reduce");
+          if (t == "max") cl.over_reduce = Reduce::kMax;
+          else if (t == "min") cl.over_reduce = Reduce::kMin;
+          else if (t == "mean") cl.over_reduce = Reduce::kMean;
+          else if (t == "median") cl.over_reduce = Reduce::kMedian;
+          else fail(loc(source, rd.Mark()), what + ".over_reduce: expected median, mean, min or max");
+        }
         r.claims.push_back(std::move(cl));
       }
     }
