@@ -254,3 +254,57 @@ TEST_CASE("report: hands its arguments to report.py, with clear errors when it c
   REQUIRE(no_script.exit_code == 2);
   REQUIRE(no_script.output.find("experiments/report/report.py is missing") != std::string::npos);
 }
+
+TEST_CASE("repro: claims over seeds in YAML (over, require, over_reduce, div/absdiff, across), and their errors",
+          "[e2e][repro]") {
+  StubHome home;
+  TempDir dir("repro-seeds");
+  dir.write("sweep.yaml", "base: " + kTiny + "\nset: [train.steps=12, train.eval_every=6]\nseeds: [1, 2, 3]\n"
+                          "grid:\n  optim.lr: [1.0e-3, 1.0e-2]\n");
+  dir.write("repro.yaml",
+            "sweep: sweep.yaml\nclaims:\n"
+            "  - id: paired\n    text: t\n    over: train.seed\n    require: all\n"
+            "    lhs: {run: {optim.lr: 0.01}, metric: val_loss}\n    op: \"<\"\n"
+            "    rhs: {run: {optim.lr: 0.001}, metric: val_loss}\n"
+            "  - id: ratio\n    text: t\n    over: {train.seed: [1, 3]}\n    require: 1\n"
+            "    lhs: {div: [{run: {optim.lr: 0.001}, metric: val_loss}, {run: {optim.lr: 0.01}, metric: val_loss}]}\n"
+            "    op: \">\"\n    rhs: 1\n"
+            "  - id: median\n    text: t\n    over: train.seed\n    over_reduce: median\n"
+            "    lhs: {absdiff: [{run: {optim.lr: 0.001}, metric: val_loss}, {run: {optim.lr: 0.01}, metric: val_loss}]}\n"
+            "    op: \">=\"\n    rhs: 0\n"
+            "  - id: best\n    text: t\n"
+            "    lhs: {run: {train.seed: 1}, metric: val_loss, across: min}\n    op: \"<\"\n"
+            "    rhs: {run: {train.seed: 1}, metric: val_loss, across: sensitivity, plus: 100}\n");
+  const auto r = run_command(home.env() + attnlab_binary() + " repro " + dir.path() + " --out " + dir.file("out") + " --no-report");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("3 of 3 pass (train.seed 1: ") != std::string::npos);
+  CHECK(r.output.find("in at least 1 of the 2 values of train.seed") != std::string::npos);
+  CHECK(r.output.find("median over train.seed of [") != std::string::npos);
+  CHECK(r.output.find("min over 2 runs = ") != std::string::npos);
+  const std::string js = read_file(dir.file("out/verdict.json"));
+  CHECK(js.find("\"points\":[{\"value\":\"1\"") != std::string::npos);
+
+  auto bad = [&](const std::string& claim_yaml) {
+    dir.write("repro.yaml", "sweep: sweep.yaml\nclaims:\n" + claim_yaml);
+    const auto b = run_command(home.env() + attnlab_binary() + " repro " + dir.path() + " --out " + dir.file("bad-out"));
+    INFO(b.output);
+    CHECK(b.exit_code == 2);
+    CHECK_FALSE(fs::exists(dir.file("bad-out")));
+    return b.output;
+  };
+  const std::string sel = "{run: {optim.lr: 0.01}, metric: val_loss}";
+  CHECK(bad("  - {id: a, text: t, require: all, lhs: " + sel + ", op: \"<\", rhs: 1}\n").find("require: only meaningful with over") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, over: train.seed, require: all, over_reduce: median, lhs: " + sel + ", op: \"<\", rhs: 1}\n")
+            .find("not both") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, over: seed, lhs: " + sel + ", op: \"<\", rhs: 1}\n").find("not a config key") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, over: train.seed, require: 4, lhs: " + sel + ", op: \"<\", rhs: 1}\n")
+            .find("require: 4 is not between 1 and the 3 values") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, over: train.seed, require: all, lhs: " + sel + ", op: \"<\", rhs: 1}\n"
+            "  - {id: b, text: t, over: {train.seed: [1, 9]}, lhs: " + sel + ", op: \"<\", rhs: 1}\n")
+            .find("{optim.lr: 0.01, train.seed: 9} matches no run") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, lhs: {div: [" + sel + "]}, op: \"<\", rhs: 1}\n").find("a list of two sides") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, lhs: {run: {optim.lr: 0.01}, metric: val_loss, across: most}, op: \"<\", rhs: 1}\n")
+            .find("expected max, min, mean, median or sensitivity") != std::string::npos);
+  CHECK(bad("  - {id: a, text: t, lhs: " + sel + ", op: \"<\", rhs: 1}\n").find("matches 3 runs") != std::string::npos);
+}

@@ -280,3 +280,153 @@ TEST_CASE("claims on a run that did not finish are ERRORs; an early stop is a no
   REQUIRE(m[0].verdict == Verdict::kError);
   CHECK(m[0].detail.find("metrics.jsonl") != std::string::npos);
 }
+
+namespace {
+
+// Two arms (model.v_scale off / learned) x three seeds with known values: paired per-seed comparisons.
+struct SeedRuns {
+  TempDir dir{"claims-seeds"};
+  std::vector<ClaimRun> runs;
+  // rgs per (arm, seed); val loss per run
+  SeedRuns() {
+    const double base_rgs[3] = {8.0, 3.0, 6.0}, vs_rgs[3] = {2.0, 4.0, 1.5};
+    for (int arm = 0; arm < 2; ++arm) {
+      for (int seed = 0; seed < 3; ++seed) {
+        RunConfig c = tiny_run_config();
+        c.train.seed = uint64_t(seed);
+        c.model.v_scale = arm == 0 ? VScaleMode::kOff : VScaleMode::kLearned;
+        const std::string name = std::string(arm == 0 ? "off" : "learned") + "-s" + std::to_string(seed);
+        fs::create_directories(dir.file(name));
+        const double rgs = arm == 0 ? base_rgs[seed] : vs_rgs[seed];
+        const std::string v = std::to_string(rgs), init = std::to_string(3.0 + seed);
+        dir.write(name + "/metrics.jsonl", train(1, arm == 0 ? "5.0" : "5.5") + probe(0, "rgs_median", -1, -1, init.c_str()) +
+                                               probe(100, "rgs_median", -1, -1, v.c_str()) +
+                                               "{\"step\":100,\"kind\":\"eval\",\"val_loss\":" +
+                                               std::to_string(2.0 + 0.5 * seed + 0.1 * arm) + "}\n");
+        runs.push_back({name, dir.file(name), c, "", ""});
+      }
+    }
+  }
+};
+
+Selector arm(const char* mode, const char* metric) {
+  Selector s;
+  s.run = {{"model.v_scale", mode}};
+  s.metric = metric;
+  return s;
+}
+
+Claim over_seeds(Claim c) {
+  c.over = "train.seed";
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("claims over seeds: paired per-seed comparisons, counts and require", "[train][claims]") {
+  SeedRuns t;
+  REQUIRE(axis_values("train.seed", t.runs) == std::vector<std::string>{"0", "1", "2"});
+  REQUIRE(axis_values("model.v_scale", t.runs) == std::vector<std::string>{"off", "learned"});
+  // V-scale below baseline: seeds 0 (2 < 8) and 2 (1.5 < 6) pass, seed 1 (4 < 3) fails.
+  Claim c = over_seeds(claim("flat", side(arm("learned", "rgs_median")), CompareOp::kLt, side(arm("off", "rgs_median"))));
+  REQUIRE_NOTHROW(check_claims({c}, t.runs));  // each seed's selectors match exactly one run
+  auto r = evaluate_claims({c}, t.runs);
+  REQUIRE(r[0].points.size() == 3);
+  CHECK(r[0].passed == 2);
+  CHECK(r[0].verdict == Verdict::kFail);  // require: all
+  INFO(r[0].measured);
+  CHECK(r[0].measured == "2 of 3 pass (train.seed 0: 2 vs 8 PASS; 1: 4 vs 3 FAIL; 2: 1.5 vs 6 PASS)");
+  CHECK(r[0].expected == "< the rhs in all 3 values of train.seed");
+  CHECK(r[0].points[1].verdict == Verdict::kFail);
+  CHECK(r[0].points[1].lhs.run == "learned-s1");
+  CHECK(r[0].points[1].rhs.run == "off-s1");
+  c.require = Require::kMajority;
+  CHECK(evaluate_claims({c}, t.runs)[0].verdict == Verdict::kPass);
+  c.require = Require::kAtLeast;
+  c.require_n = 3;
+  CHECK(evaluate_claims({c}, t.runs)[0].verdict == Verdict::kFail);
+  c.require_n = 2;
+  CHECK(evaluate_claims({c}, t.runs)[0].verdict == Verdict::kPass);
+  c.require = Require::kAny;
+  CHECK(evaluate_claims({c}, t.runs)[0].verdict == Verdict::kPass);
+  c.require_n = 4;
+  c.require = Require::kAtLeast;
+  CHECK_THROWS_AS(check_claims({c}, t.runs), ClaimError);  // more than there are seeds
+
+  // Explicit values, and a value with no run is an ERROR before and after running.
+  Claim some = over_seeds(claim("some", side(arm("learned", "rgs_median")), CompareOp::kLt, number(5)));
+  some.over_values = {"0", "2"};
+  r = evaluate_claims({some}, t.runs);
+  CHECK(r[0].passed == 2);
+  CHECK(r[0].verdict == Verdict::kPass);
+  some.over_values = {"0", "7"};
+  CHECK_THROWS_AS(check_claims({some}, t.runs), ClaimError);
+  r = evaluate_claims({some}, t.runs);
+  CHECK(r[0].verdict == Verdict::kError);
+  CHECK(r[0].detail.find("train.seed=7") != std::string::npos);
+
+  // A step-0 comparison inside the same run (the "rises above its own init" form).
+  Selector init = arm("off", "rgs_median");
+  init.step = StepPick::kAt;
+  init.at_step = 0;
+  r = evaluate_claims({over_seeds(claim("grows", side(arm("off", "rgs_median")), CompareOp::kGt, side(init)))}, t.runs);
+  CHECK(r[0].measured == "2 of 3 pass (train.seed 0: 8 vs 3 PASS; 1: 3 vs 4 FAIL; 2: 6 vs 5 PASS)");
+  const std::string js = verdict_json(r, {});
+  CHECK(js.find("\"over\":\"train.seed\",\"passed_count\":2,\"points\":[{\"value\":\"0\",\"verdict\":\"PASS\"") != std::string::npos);
+}
+
+TEST_CASE("claims: ratios and differences between arms, reductions over seeds and over runs", "[train][claims]") {
+  SeedRuns t;
+  ClaimSide ratio;
+  ratio.combine = Combine::kDiv;
+  ratio.args = {side(arm("off", "rgs_median")), side(arm("learned", "rgs_median"))};
+  // Per seed: 8/2 = 4, 3/4 = 0.75, 6/1.5 = 4.
+  Claim cut = over_seeds(claim("cut", ratio, CompareOp::kGe, number(2)));
+  auto r = evaluate_claims({cut}, t.runs);
+  CHECK(r[0].measured == "2 of 3 pass (train.seed 0: 4 PASS; 1: 0.75 FAIL; 2: 4 PASS)");
+  // Reduced over seeds first: the median of [4, 0.75, 4] is 4; the mean 2.917; the min 0.75.
+  cut.over_reduce = Reduce::kMedian;
+  r = evaluate_claims({cut}, t.runs);
+  CHECK(r[0].verdict == Verdict::kPass);
+  CHECK(r[0].lhs.value == Approx(4.0));
+  CHECK(r[0].measured == "median over train.seed of [4, 0.75, 4] = 4");
+  cut.over_reduce = Reduce::kMean;
+  CHECK(evaluate_claims({cut}, t.runs)[0].lhs.value == Approx((4.0 + 0.75 + 4.0) / 3));
+  cut.over_reduce = Reduce::kMin;
+  CHECK(evaluate_claims({cut}, t.runs)[0].verdict == Verdict::kFail);
+
+  // |a - b| / b: the relative validation-loss gap, 0.1 / (2 + 0.5 s).
+  ClaimSide gap;
+  gap.combine = Combine::kAbsDiff;
+  gap.args = {side(arm("learned", "val_loss")), side(arm("off", "val_loss"))};
+  ClaimSide rel;
+  rel.combine = Combine::kDiv;
+  rel.args = {gap, side(arm("off", "val_loss"))};
+  r = evaluate_claims({over_seeds(claim("loss", rel, CompareOp::kLe, number(0.045)))}, t.runs);
+  REQUIRE(r[0].points.size() == 3);
+  CHECK(r[0].points[0].lhs.value == Approx(0.05));
+  CHECK(r[0].points[2].lhs.value == Approx(0.1 / 3.0));
+  CHECK(r[0].passed == 2);
+  ClaimSide sub;
+  sub.combine = Combine::kSub;
+  sub.args = {side(arm("off", "rgs_median")), number(1)};
+  sub.times = 2;
+  sub.has_times = true;
+  r = evaluate_claims({over_seeds(claim("sub", sub, CompareOp::kGe, number(0)))}, t.runs);
+  CHECK(r[0].points[0].lhs.value == Approx(14.0));  // 2 x (8 - 1)
+
+  // across: several runs reduced; sensitivity = mean over runs of min(v, cap) - min v.
+  Selector all_off = arm("off", "val_loss");
+  CHECK_THROWS_AS(check_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs), ClaimError);
+  all_off.across = Across::kMedian;
+  REQUIRE_NOTHROW(check_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs));
+  r = evaluate_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs);
+  CHECK(r[0].lhs.value == Approx(2.5));  // [2.0, 2.5, 3.0]
+  CHECK(r[0].measured == "median over 3 runs = 2.5");
+  all_off.across = Across::kMin;
+  CHECK(evaluate_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs)[0].lhs.value == Approx(2.0));
+  all_off.across = Across::kSensitivity;  // caps: the first train loss, 5.0: mean(0, 0.5, 1.0) = 0.5
+  CHECK(evaluate_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs)[0].lhs.value == Approx(0.5));
+  all_off.cap_metric = "nope";
+  CHECK(evaluate_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs)[0].verdict == Verdict::kError);
+}
