@@ -67,26 +67,88 @@ def find_attnlab(explicit=None):
     return None
 
 
-def _tokens(run, cfg, ckpt, attnlab, seq):
-    """-> (tokens [seq_len] int, description)."""
+_GRADS = {}  # run directory -> (tensors of `attnlab grads` without a checkpoint, or None, why not)
+
+# Data sources whose tokens are bytes of text (configs/README.md "data"): their tokens are drawn as characters.
+TEXT_SOURCES = ("file", "corpus")
+
+
+def _grads(run, attnlab):
+    """`attnlab grads RUN/config.yaml` without a checkpoint, once per run: the first training batch (`inputs`)
+    and the initial parameters (the model initialised from train.seed, exactly as the run started).
+    -> (tensors, None) or (None, why)."""
+    if run.path in _GRADS:
+        return _GRADS[run.path]
+    res = (None, "no attnlab binary found (--attnlab or $ATTNLAB_BIN)")
     if attnlab:
         with tempfile.TemporaryDirectory(prefix="attnlab-report-") as td:
             out = os.path.join(td, "batch.safetensors")
             try:
-                r = subprocess.run([attnlab, "grads", os.path.join(run.path, "config.yaml"), "--checkpoint", ckpt,
-                                    "--out", out, "--set", "train.threads=1"],
-                                   capture_output=True, text=True, timeout=300)
+                r = subprocess.run([attnlab, "grads", os.path.join(run.path, "config.yaml"), "--out", out,
+                                    "--set", "train.threads=1"], capture_output=True, text=True, timeout=300)
                 if r.returncode == 0 and os.path.isfile(out):
-                    t, _ = model_np.read_safetensors(out, names=lambda n: n == "inputs")
-                    inp = t["inputs"]
-                    s = min(seq, inp.shape[0] - 1)
-                    return inp[s].astype(np.int64), f"sequence {s} of the first training batch"
-                why = (r.stderr.strip().splitlines() or ["no output"])[-1]
-            except (OSError, subprocess.TimeoutExpired) as e:
-                why = str(e)
-        fallback_note = f"`attnlab grads` failed ({why})"
-    else:
-        fallback_note = "no attnlab binary found (--attnlab or $ATTNLAB_BIN)"
+                    t, _ = model_np.read_safetensors(out, names=lambda n: not n.startswith("grad.")
+                                                     and n not in ("loss", "targets"))
+                    res = (t, None)
+                else:
+                    res = (None, "`attnlab grads` failed (" + (r.stderr.strip().splitlines() or ["no output"])[-1]
+                           + ")")
+            except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+                res = (None, f"`attnlab grads` failed ({e})")
+    _GRADS[run.path] = res
+    return res
+
+
+def init_params(run, attnlab):
+    """The run's initial parameters (step 0), recomputed by `attnlab grads` from the config's seed, or None."""
+    t, _ = _grads(run, attnlab)
+    if t is None:
+        return None
+    return {k: v for k, v in t.items() if k != "inputs"}
+
+
+def bos_id(run, vocab):
+    if not run.get("data.bos"):
+        return None
+    b = run.get("data.bos_id", -1)
+    return vocab - 1 if b in (-1, None) else int(b)
+
+
+def token_label(t, run, vocab):
+    """A token as a short printable label: BOS '⟨bos⟩'; for byte text ↵ (newline), · (space), ⇥ (tab), the
+    character (printable ASCII) or two hex digits (other bytes, e.g. UTF-8 pieces); else the token id."""
+    t = int(t)
+    if t == bos_id(run, vocab):
+        return "⟨bos⟩"
+    if run.get("data.source") in TEXT_SOURCES and 0 <= t < 256:
+        if t == 10:
+            return "↵"
+        if t == 32:
+            return "·"
+        if t == 9:
+            return "⇥"
+        if 33 <= t < 127:
+            return chr(t)
+        return f"{t:02x}"
+    return str(t)
+
+
+def token_text(tokens, run, vocab, n=64):
+    """The first n tokens as one string of labels (ids separated by spaces for non-text data)."""
+    labs = [token_label(t, run, vocab) for t in tokens[:n]]
+    text = run.get("data.source") in TEXT_SOURCES
+    s = "".join(l if len(l) == 1 or l == "⟨bos⟩" else f"\\x{l}" for l in labs) if text else " ".join(labs)
+    return s + (" …" if len(tokens) > n else "")
+
+
+def _tokens(run, cfg, ckpt, attnlab, seq):
+    """-> (tokens [seq_len] int, description)."""
+    t, why = _grads(run, attnlab)
+    if t is not None and "inputs" in t:
+        inp = t["inputs"]
+        s = min(seq, inp.shape[0] - 1)
+        return inp[s].astype(np.int64), f"sequence {s} of the first training batch"
+    fallback_note = why
     flights = run.flight_records()
     if flights:
         t, _ = model_np.read_safetensors(flights[0], names=lambda n: n == "inputs")
@@ -105,14 +167,19 @@ def _tokens(run, cfg, ckpt, attnlab, seq):
     return toks, f"{note}; {fallback_note}"
 
 
-def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16):
-    """-> dict(maps=[(step, probs, p0)], heads=[(l, h)], tokens_note, notes=[...], extra_key, sink_token) or
-    dict(skip=reason)."""
+def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16, with_init=False):
+    """-> dict(maps=[(step, probs, p0)], heads=[(l, h)], tokens, tokens_note, notes=[...], extra_key,
+    sink_token, sigmoid, init (step 0 recomputed from the seed), cfg) or dict(skip=reason).
+    with_init: offer step 0 (the initial parameters from `attnlab grads`) when there is no step-0 checkpoint."""
     ckpts = run.checkpoints()
     if not ckpts:
         return {"skip": "no checkpoints in ckpt/"}
     notes = []
     by_step = dict(ckpts)
+    init = False
+    if with_init and 0 not in by_step and init_params(run, attnlab) is not None:
+        by_step[0] = None  # the initial parameters, not a file
+        init = True
     avail = sorted(by_step)
     if steps_req:
         chosen = []
@@ -132,8 +199,9 @@ def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16):
     else:
         chosen = [avail[-1]]
     # Model config: the checkpoint's own resolved config, else the run's.
+    real = [c for c in chosen if by_step[c] is not None] or [c for c in avail if by_step[c] is not None]
     try:
-        params0, meta = model_np.read_safetensors(by_step[chosen[-1]], names=lambda n: False)
+        params0, meta = model_np.read_safetensors(by_step[real[-1]], names=lambda n: False)
         section = _load_yaml_text(meta["config"]).get("model") if "config" in meta else run.config.get("model")
         cfg = model_np.model_config(section)
     except (ValueError, OSError, KeyError) as e:
@@ -157,11 +225,14 @@ def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16):
         keep = max(1, max_panels // len(chosen))
         notes.append(f"showing {keep} of {len(heads)} heads per step (at most {max_panels} panels per run)")
         heads = heads[:keep]
-    tokens, tok_note = _tokens(run, cfg, by_step[chosen[-1]], attnlab, seq)
+    tokens, tok_note = _tokens(run, cfg, by_step[real[-1]], attnlab, seq)
     maps = []
     for s in chosen:
         try:
-            params, _ = model_np.read_safetensors(by_step[s], names=lambda n: not n.startswith("optim."))
+            if by_step[s] is None:
+                params = init_params(run, attnlab)
+            else:
+                params, _ = model_np.read_safetensors(by_step[s], names=lambda n: not n.startswith("optim."))
             probs, p0 = model_np.attention_probs(cfg, params, tokens[None], step=s,
                                                  max_layer=max(l for l, _ in heads))
         except (ValueError, KeyError, OSError) as e:
@@ -175,4 +246,7 @@ def compute(run, heads_req, steps_req, attnlab, seq=0, max_panels=16):
                      f"[{cfg['attn_temperature_start']}, {cfg['attn_temperature_end'] or '∞'})")
     extra = bool(cfg["softmax_plus_one"] or cfg["sink_logit"] or cfg["attn_bias_kv"])
     return {"maps": maps, "heads": heads, "tokens": tokens, "tokens_note": tok_note, "notes": notes,
-            "extra_key": extra, "sink_token": bool(cfg["sink_token"]), "sigmoid": bool(cfg["sigmoid_attn"])}
+            "extra_key": extra, "sink_token": bool(cfg["sink_token"]), "sigmoid": bool(cfg["sigmoid_attn"]),
+            "init": init and any(s == 0 for s, _, _ in maps), "cfg": cfg,
+            "labels": (["⟨sink⟩"] if cfg["sink_token"] else []) + [token_label(t, run, cfg["vocab"]) for t in tokens],
+            "text": token_text(tokens, run, cfg["vocab"])}

@@ -88,6 +88,9 @@ def _mark_nonfinite(ax, xs, color, label=None):
     tr = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
     ax.scatter(xs, np.full(len(xs), 0.97), transform=tr, marker="x", s=18, color="#c00000", zorder=5,
                clip_on=False, label=label)
+    # The blended transform keeps them out of the data limits: extend x so they stay inside these axes.
+    ax.dataLim.update_from_data_x(np.asarray(xs, dtype=np.float64), ignore=False)
+    ax.autoscale_view(scaley=False)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -247,10 +250,23 @@ def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, m
         axs[k // ncols][k % ncols].set_visible(False)
     cb = fig.colorbar(mesh, ax=axs, shrink=0.95 if nrows > 1 else 1.0, aspect=25 if nrows > 1 else 12, pad=0.015)
     cb.set_label(cbar_label)
+    if scale == "log":
+        log_labels(cb.ax.yaxis, norm.vmin, norm.vmax)
     if threshold is not None and norm.vmin < threshold < norm.vmax:
         cb.ax.axhline(threshold, color="white", lw=1.2)
         cb.ax.axhline(threshold, color="black", lw=0.6, ls="--")
     return fig, [r.label for r, _ in dropped]
+
+
+def log_labels(axis, lo, hi):
+    """On a log axis spanning less than two decades, label the 2×, 5× minor ticks too (plain numbers), so a
+    narrow range does not end up with a single labelled tick."""
+    from matplotlib import ticker
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 or hi / lo >= 100:
+        return
+    axis.set_minor_locator(ticker.LogLocator(subs=(2, 3, 5)))
+    axis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _final_col(d):
@@ -265,7 +281,7 @@ def _final_col(d):
 
 def pick_steps(available, requested=None, n=4):
     """Probe steps to show: the ones nearest each requested step, or the last one and up to n−1 earlier ones
-    spread geometrically (so early dynamics are not all squeezed out)."""
+    spread geometrically (so early dynamics are not all squeezed out), and step 0 when it was probed."""
     available = np.asarray(sorted(set(int(s) for s in available)))
     if not len(available):
         return []
@@ -276,18 +292,26 @@ def pick_steps(available, requested=None, n=4):
     first = available[0]
     if len(available) <= n:
         return list(available)
-    targets = np.geomspace(max(first, 1), last, n)
-    out = sorted({int(available[np.argmin(np.abs(available - t))]) for t in targets})
-    return out
+    out = set()
+    if first == 0:  # the initial model (instrument.probe_at_init): the reference the claims compare with
+        out.add(0)
+        n -= 1
+    for t in np.geomspace(max(first, 1), last, n):  # the nearest probe not already taken
+        free = np.array([a for a in available if int(a) not in out])
+        if len(free):
+            out.add(int(free[np.argmin(np.abs(free - t))]))
+    return sorted(out)
 
 
-def fig_gradpos(runs, requested_steps=None, max_runs=4):
+def fig_gradpos(runs, requested_steps=None, max_runs=4, labels=None):
+    """One row per run (in the given order; report.py passes the page's chosen runs), ∇q / ∇k / ∇v by position
+    at a few probe steps. labels: run label -> row label."""
     names = ("grad_q_norm", "grad_k_norm", "grad_v_norm")
     have = [r for r in runs if any(r.has(m) for m in names)]
     if not have:
         return None, [], {}
-    shown, dropped = pick_runs(have, max_runs, key=lambda r: r.final("rgs_median", layer=-1)
-                               if r.has("rgs_median") else r.final("loss"))
+    shown, dropped = have[:max_runs], have[max_runs:]
+    labels = labels or {}
     fig, axs = plt.subplots(len(shown), 3, figsize=(FULL, 1.85 * len(shown) + 0.45), squeeze=False,
                             sharex=True, sharey="row", constrained_layout=True)
     steps_used = {}
@@ -295,16 +319,14 @@ def fig_gradpos(runs, requested_steps=None, max_runs=4):
     for i, r in enumerate(shown):
         steps = pick_steps(r.probe_steps("grad_v_norm" if r.has("grad_v_norm") else names[0]), requested_steps)
         steps_used[r.label] = steps
-        lo, hi = (min(steps), max(steps)) if steps else (1, 1)
         for j, m in enumerate(names):
             ax = axs[i][j]
-            for s in steps:
+            for si, s in enumerate(steps):
                 prof = r.profile(m, s)
                 if prof is None:
                     continue
                 t, v = prof
-                frac = 0.0 if hi == lo else (math.log(s) - math.log(max(lo, 1))) / (math.log(hi) - math.log(max(lo, 1)))
-                col = cm(0.1 + 0.8 * frac)
+                col = cm(0.1 + 0.8 * (si / max(len(steps) - 1, 1)))  # by rank: early probes stay distinct
                 pos = v > 0  # ∇q at t = 0 is exactly 0 (a_00 = 1): not drawable on a log axis
                 ax.plot(t[pos], v[pos], color=col, marker="o", ms=2.2, lw=1.0, label=f"step {s}")
             ax.set_yscale("log")
@@ -315,7 +337,7 @@ def fig_gradpos(runs, requested_steps=None, max_runs=4):
             if i == len(shown) - 1:
                 ax.set_xlabel("position t")
             if j == 0:
-                ax.set_ylabel(short(r.label, 26) + "\nnorm (mean over layers)")
+                ax.set_ylabel(labels.get(r.label, short(r.label, 26)) + "\nnorm (mean over layers)", fontsize=7)
             if j == 2:
                 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, [r.label for r in dropped], steps_used
@@ -368,9 +390,11 @@ def choose_x_axis(axes):
     return None
 
 
-def fig_sweep(runs, axes, colors):
+def fig_sweep(runs, axes, colors, arms=None):
     """Final metrics against the sweep's numeric axis (Wortsman et al. 2023's LR-sensitivity plot), one line per
-    combination of the other axes, seeds averaged (bars: min–max). Without a numeric axis: one point per run."""
+    combination of the other axes, seeds averaged (bars: min–max). Without a numeric axis: one column per arm
+    (arms.Arm: runs sharing every varying key but the seed), a dot per seed and the median; else one point per
+    run."""
     if len(runs) < 2 or not axes:
         return None, {}
     xkey = choose_x_axis(axes)
@@ -424,6 +448,41 @@ def fig_sweep(runs, axes, colors):
             ax.set_xlabel(AXIS_NAMES.get(xkey, xkey))
             if pi == 0 and len(groups) > 1:
                 ax.legend(loc="best")
+    elif arms and len(arms) >= 2:
+        # No numeric axis: one column per arm (every varying key but the seed), a dot per seed, the median as
+        # a bar; runs with a non-finite value as red × at the top.
+        info["arms"] = True
+        xs = np.arange(len(arms))
+        nmax = max(len(a.runs) for a in arms)
+        for pi, (metric, reduce, layer, ylabel, logy) in enumerate(panels):
+            ax = axs[pi // ncols][pi % ncols]
+            plotted, bad = [], []
+            for ai, a in enumerate(arms):
+                v = np.array([_sweep_value(r, metric, reduce, layer, loss_kind) for r in a.runs], dtype=np.float64)
+                fin = np.isfinite(v)
+                if not fin.all():
+                    bad.append(ai)
+                jit = (np.arange(len(v)) - (len(v) - 1) / 2) * (0.5 / max(nmax, 2))
+                ax.scatter(ai + jit[fin], v[fin], color=a.color, s=12, zorder=3, edgecolors="black", linewidths=0.3)
+                if fin.sum() > 1:
+                    med = float(np.median(v[fin]))
+                    ax.plot([ai - 0.3, ai + 0.3], [med, med], color=a.color, lw=1.6, zorder=2)
+                plotted += list(v[fin])
+            _mark_nonfinite(ax, bad, "red")
+            ax.set_xticks(xs)
+            vals = [a.values() for a in arms]
+            tilt = len(arms) > 6 or (len(arms) > 3 and max(len(x) for v in vals for x in v.split("\n")) > 8)
+            if tilt:
+                vals = [a.values(" / ") for a in arms]
+            ax.set_xticklabels(vals, fontsize=6, rotation=30 if tilt else 0, ha="right" if tilt else "center",
+                               rotation_mode="anchor" if tilt else "default")
+            ax.set_xlabel("arm (change from the reference)" if arms[0].compact else
+                          " / ".join(k.split(".")[-1] for k, _ in arms[0].key), fontsize=7)
+            ax.set_xlim(-0.6, len(arms) - 0.4)
+            ax.grid(axis="x", alpha=0)
+            _maybe_logy(ax, logy, plotted)
+            ax.set_ylabel(ylabel if metric != "__loss__" else
+                          ("final eval loss (nats)" if loss_kind == "val_loss" else "final train loss (nats)"))
     else:
         flats = [r.flat_config() for r in runs]
         labels = [short(", ".join(f"{k.split('.')[-1]}={_fmt_val(f.get(k))}" for k in axes) or r.label, 28)
@@ -452,42 +511,80 @@ def fig_sweep(runs, axes, colors):
 # Attention maps
 
 
-def fig_attention(label, maps, heads, extra_key, max_cols=4):
-    """maps: [(step, probs list over layers [B, H, T, T], p0 list)], already for one sequence (B = 1)."""
+_ATTN_NORM = mcolors.PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+
+
+def _attn_cmap():
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad("white")
+    return cmap
+
+
+def char_ticks(ax, labels, n, x0=-0.5, axis="both", size=None):
+    """Every position 0..n−1 labelled with its token (attnmaps.token_label); one-glyph labels upright,
+    longer ones (⟨bos⟩, hex bytes) turned 90° on the x axis."""
+    labs = list(labels[:n])
+    fs = size or (6 if n <= 16 else 5.5 if n <= 24 else 4.5)
+    kw = dict(fontsize=fs, family="DejaVu Sans Mono")
+    if axis in ("both", "x"):
+        xt = ([-1] if x0 < -1 else []) + list(range(n))
+        ax.set_xticks(xt)
+        ax.set_xticklabels((["−1"] if x0 < -1 else []) + labs, **kw)
+        for t, lab in zip(ax.get_xticklabels()[(1 if x0 < -1 else 0):], labs):
+            if len(lab) > 1:
+                t.set_rotation(90)
+    if axis in ("both", "y"):
+        ax.set_yticks(range(n))
+        ax.set_yticklabels(labs, **kw)
+    ax.tick_params(length=1.5, pad=1)
+
+
+def attn_panel(ax, p, p0, extra_key, labels=None, window=None):
+    """One attention map: P[i, j] (query i, key j) of one head and sequence, the first `window` positions,
+    invisible keys (j > i) white, the extra key (p0) as column −1. Token labels on the ticks when given and
+    the window is at most 40 positions. -> the image (for a colour bar)."""
+    T = p.shape[-1]
+    n = min(window, T) if window else T
+    p = p[:n, :n].astype(np.float64, copy=True)
+    p[np.triu_indices(n, 1)] = np.nan  # invisible keys (j > i): white, unlike probability 0
+    img, x0 = p, -0.5
+    if extra_key and p0 is not None:
+        img = np.concatenate([p0[:n, None], p], axis=1)
+        x0 = -1.5
+    im = ax.imshow(np.ma.masked_invalid(img), cmap=_attn_cmap(), norm=_ATTN_NORM,
+                   extent=(x0, n - 0.5, n - 0.5, -0.5), aspect="equal")
+    if x0 < -1:
+        ax.axvline(-0.5, color="white", lw=0.8)
+    ax.grid(False)
+    if labels is not None and n <= 40:
+        char_ticks(ax, labels, n, x0)
+    else:
+        ticks = [0, n // 2, n - 1] if n > 4 else list(range(n))
+        ax.set_xticks(([-1] if x0 < -1 else []) + ticks)
+        ax.set_yticks(ticks)
+        ax.tick_params(labelsize=6, length=2)
+    return im
+
+
+def fig_attention(label, maps, heads, extra_key, max_cols=4, labels=None, window=None):
+    """maps: [(step, probs list over layers [B, H, T, T], p0 list)], already for one sequence (B = 1).
+    labels: token labels per position (drawn on the ticks when the window is at most 40 positions)."""
     rows = len(maps)
     panels = [(l, h) for (l, h) in heads]
     ncols = min(len(panels), max_cols)
     prow = math.ceil(len(panels) / ncols)
     nr = rows * prow
-    T = maps[0][1][0].shape[-1]
-    cell = min(1.55, (FULL - 0.8) / max(ncols, 1))
+    cell = min(1.55 if not (labels is not None and window and window <= 40) else 1.7, (FULL - 0.8) / max(ncols, 1))
     fig, axs = plt.subplots(nr, ncols, figsize=(min(FULL, cell * ncols + 0.9), cell * nr + 0.5), squeeze=False,
                             constrained_layout=True)
-    norm = mcolors.PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
-    cmap = plt.get_cmap("magma").copy()
-    cmap.set_bad("white")
     im = None
     for si, (step, probs, p0s) in enumerate(maps):
         for pi, (l, h) in enumerate(panels):
             ax = axs[si * prow + pi // ncols][pi % ncols]
-            p = probs[l][0, h].copy()
-            p[np.triu_indices(T, 1)] = np.nan  # invisible keys (j > i): white, unlike probability 0
-            img = p
-            x0 = -0.5
-            if extra_key and p0s[l] is not None:
-                img = np.concatenate([p0s[l][0, h][:, None], p], axis=1)
-                x0 = -1.5
-            im = ax.imshow(np.ma.masked_invalid(img), cmap=cmap, norm=norm, extent=(x0, T - 0.5, T - 0.5, -0.5),
-                           aspect="equal")
-            if extra_key and p0s[l] is not None:
-                ax.axvline(-0.5, color="white", lw=0.8)
-            ax.grid(False)
+            im = attn_panel(ax, probs[l][0, h], p0s[l][0, h] if (extra_key and p0s[l] is not None) else None,
+                            extra_key, labels=labels, window=window)
             ax.set_title(f"L{l} H{h}" + (f" · step {step}" if pi % ncols == 0 or len(maps) > 1 else ""),
                          fontsize=7, loc="left")
-            ticks = [0, T // 2, T - 1] if T > 4 else list(range(T))
-            ax.set_xticks(([-1] if x0 < -1 else []) + ticks)
-            ax.set_yticks(ticks)
-            ax.tick_params(labelsize=6, length=2)
             if pi % ncols == 0:
                 ax.set_ylabel("query i", fontsize=7)
             if si * prow + pi // ncols == nr - 1:

@@ -175,9 +175,11 @@ def fmt(v):
     return "" if v is None else str(v)
 
 
-def figure(fig_id, number, png_b64, width_px, caption, files, alt):
+def figure(fig_id, number, png_b64, width_px, caption, files, alt, runs=None):
+    """runs: the run directories the figure draws, listed in a data-runs attribute (for tests and scripts)."""
     links = " · ".join(f'<a href="{esc(p)}">{esc(kind)}</a>' for kind, p in files)
-    return (f'<figure class="fig" id="fig-{esc(fig_id)}" data-figure="{esc(fig_id)}">'
+    dr = f' data-runs="{esc(chr(10).join(runs))}"' if runs else ""
+    return (f'<figure class="fig" id="fig-{esc(fig_id)}" data-figure="{esc(fig_id)}"{dr}>'
             f'<img src="data:image/png;base64,{png_b64}" width="{int(width_px)}" alt="{esc(alt)}">'
             f"<figcaption><b>Figure {number}.</b> {caption} <span class=\"files\">[{links}]</span></figcaption>"
             f"</figure>")

@@ -17,10 +17,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import arms as A  # noqa: E402
 import attnmaps  # noqa: E402
 import figures as F  # noqa: E402
 import page  # noqa: E402
 import rundata  # noqa: E402
+import sinks  # noqa: E402
 from model_np import MODEL_DEFAULTS  # noqa: E402
 
 plt = F.plt
@@ -52,8 +54,9 @@ class Report:
         self.names = []
         self.notes = []
 
-    def save(self, fig, name, caption, alt):
-        """PNG + SVG into figures/, the PNG embedded in the returned <figure>."""
+    def save(self, fig, name, caption, alt, runs=None):
+        """PNG + SVG into figures/, the PNG embedded in the returned <figure> (runs: the labels of the runs it
+        draws, listed in its data-runs attribute)."""
         png = os.path.join(self.figdir, name + ".png")
         svg = os.path.join(self.figdir, name + ".svg")
         fig.savefig(png)
@@ -64,7 +67,8 @@ class Report:
         w_px = struct.unpack(">I", data[16:20])[0]  # IHDR width
         self.names.append(name)
         return page.figure(name, len(self.names), base64.b64encode(data).decode("ascii"), round(w_px * 0.62),
-                           caption, [("PNG", f"figures/{name}.png"), ("SVG", f"figures/{name}.svg")], alt)
+                           caption, [("PNG", f"figures/{name}.png"), ("SVG", f"figures/{name}.svg")], alt,
+                           runs=runs)
 
     def cleanup(self):
         """Removes figure files of an earlier report in the same directory that this one did not write."""
@@ -275,6 +279,7 @@ def build(args):
     colors = F.run_colors(runs)
     body, toc = [], []
     axes = rundata.sweep_axes(runs)
+    sel = A.select(runs, axes, sweeps)
 
     # Verdicts first.
     for sw in sweeps:
@@ -319,7 +324,7 @@ def build(args):
 
     # Sweep comparison.
     if len(runs) >= 2 and axes:
-        fig, info = F.fig_sweep(runs, axes, colors)
+        fig, info = F.fig_sweep(runs, axes, colors, arms=sel.arms)
         if fig is not None:
             toc.append(("sweep", "Comparison"))
             body.append('<h2 id="sweep">Comparison across runs</h2>')
@@ -332,6 +337,10 @@ def build(args):
                     cap += "One line per value of " + ", ".join(f"<code>{esc(k)}</code>" for k in others) + ". "
                 if "train.seed" in axes:
                     cap += "Seeds averaged; band = min–max over seeds. "
+            elif info.get("arms"):
+                cap = ("Final values per arm (no numeric sweep axis; an arm = the runs sharing every varying key "
+                       "except <code>train.seed</code>): one dot per run" + (", the bar is the median over seeds"
+                                                                        if "train.seed" in axes else "") + ". ")
             else:
                 cap = "Final values per run (no numeric sweep axis; one point per run, colours as in the loss figure). "
             cap += ("Loss: last " + ("evaluation" if info["loss"] == "val_loss" else "training") + " loss. Probe "
@@ -341,13 +350,25 @@ def build(args):
                     "a run with a non-finite value (diverged).")
             body.append(rep.save(fig, "sweep", cap, "final metrics across runs"))
 
-    # Per-run figures show at most --max-runs runs; replicate seeds go first when there are more.
-    pool = runs
-    if "train.seed" in axes and len(runs) > args.max_runs:
-        first = min(axes["train.seed"])
-        pool = [r for r in runs if r.get("train.seed") == first]
-        rep.notes.append(f"{len(runs)} runs: the heatmaps, gradient profiles and attention maps use the runs with "
-                         f"seed {first} only (the other seeds are replicates)")
+    # The per-run figures (heatmaps, gradient profiles, attention maps, the sinks section) draw the same runs,
+    # chosen once (arms.py): one run per arm at one seed, the arms the claims compare first.
+    pool = sel.runs(args.max_runs)
+    if sel.seeded:
+        rep.notes.append(f"{len(runs)} runs in {len(sel.arms)} arms (every varying key except "
+                         f"<code>train.seed</code>): the heatmaps, gradient profiles and attention maps show one run "
+                         f"per arm at seed {sel.seed} (the other seeds are replicates; they are the spread in the "
+                         f"comparison and the sinks section's line and bar figures)")
+    for n in sel.notes:
+        rep.notes.append(esc(n))
+    left = [a.rep.label for a in sel.left_out(args.max_runs)]
+    if left:
+        rep.notes.append(f"{len(left)} run(s) not in the heatmaps (at most --max-runs {args.max_runs}; the runs the "
+                         f"claims compare first, then spread over the sweep order): {esc(', '.join(left))}")
+
+    # Sinks (gradient-sinks / attention-sinks reproductions).
+    if sinks.applies(runs, axes):
+        toc.append(("sinks", "Sinks"))
+        body += sinks.section(rep, runs, sel, args, attnmaps.find_attnlab(args.attnlab), heads, steps)
 
     # Heatmaps.
     toc.append(("heatmaps", "Heatmaps"))
@@ -358,7 +379,8 @@ def build(args):
         if thr_key:
             vals = {r.get(f"instrument.{thr_key}") for r in runs} - {None}
             thr = vals.pop() if len(vals) == 1 else None
-        fig, dropped = F.fig_heatmap(pool, metric, reduce, scale, cmap, label, threshold=thr, max_runs=args.max_runs)
+        fig, dropped = F.fig_heatmap(pool, metric, reduce, scale, cmap, label, threshold=thr,
+                                     max_runs=max(1, len(pool)))
         if fig is None:
             hm_missing.append(metric)
             continue
@@ -368,10 +390,11 @@ def build(args):
             cap += (f" Dashed line on the colour bar: the early-warning threshold <code>instrument.{thr_key}</code> "
                     f"= {thr}.")
         cap += " Grey: not recorded or non-finite. Colour scale shared by the panels."
-        if dropped:
-            cap += (f" Showing {args.max_runs} of {args.max_runs + len(dropped)} runs, spread over the range of the "
-                    f"final value; not shown: {esc(', '.join(dropped))}.")
-        body.append(rep.save(fig, f"heatmap_{metric}", cap, f"{metric} heatmap"))
+        if left:
+            cap += (f" Showing {len(pool)} of {len(pool) + len(left)} runs (the same in every heatmap; the runs the "
+                    f"claims compare first); not shown: {esc(', '.join(left))}.")
+        body.append(rep.save(fig, f"heatmap_{metric}", cap, f"{metric} heatmap",
+                             runs=[r.label for r in pool if F.heatmap_data(r, metric, reduce) is not None]))
     if hm_missing:
         body.append(page.notes_box([f"<code>{m}</code> is not recorded by any run: no heatmap" for m in hm_missing],
                                    "Missing heatmaps"))
@@ -380,17 +403,22 @@ def build(args):
     toc.append(("gradpos", "∇q/∇k/∇v"))
     body.append('<h2 id="gradpos">Per-position query, key and value gradients</h2>')
     req = [s for s in steps if isinstance(s, int)] if steps else None
-    fig, dropped, used = F.fig_gradpos(pool, req)
+    gpool = sel.runs(min(4, args.max_runs))
+    fig, dropped, used = F.fig_gradpos(gpool, req, labels={r.label: sel.label(r, multiline=True) for r in gpool})
     if fig is not None:
         cap = ("‖Σ_b ∇q_t‖, ‖Σ_b ∇k_t‖, ‖Σ_b ∇v_t‖ on the probe batch by position t "
                "(<code>grad_q_norm</code>, <code>grad_k_norm</code>, <code>grad_v_norm</code>: batch-summed, mean "
                "over heads, here also averaged over layers), at the probe steps listed in the legend ("
                + ("nearest to <code>--steps</code>" if req else "the last probe and earlier ones spread geometrically")
                + "). A gradient sink shows as a spike at t = 0 in ∇v and ∇k (Chen, Lin, Yao 2026, Fig. 2); ∇q at "
-               "t = 0 is exactly 0 (a₀₀ = 1) and is not drawn on the log axis. Rows share the y axis.")
-        if dropped:
-            cap += f" Runs not shown: {esc(', '.join(dropped))}."
-        body.append(rep.save(fig, "gradpos", cap, "per-position gradient norms"))
+               "t = 0 is exactly 0 (a₀₀ = 1) and is not drawn on the log axis. Rows share the y axis. One row per "
+               + ("arm at seed " + esc(sel.seed) if sel.seeded else "run") + ": " + esc(", ".join(
+                   r.label for r in gpool if any(r.has(m) for m in _GRAD_POS))) + ".")
+        out4 = [a.rep.label for a in sel.left_out(min(4, args.max_runs))]
+        if out4:
+            cap += f" Not shown (at most 4 rows; the runs the claims compare first): {esc(', '.join(out4))}."
+        body.append(rep.save(fig, "gradpos", cap, "per-position gradient norms",
+                             runs=[r.label for r in gpool if any(r.has(m) for m in _GRAD_POS)][:4]))
     else:
         body.append(page.notes_box(["no run recorded <code>grad_q_norm</code>/<code>grad_k_norm</code>/"
                                     "<code>grad_v_norm</code> (instrument.gradients off or no probes)"], "Missing"))
@@ -402,16 +430,15 @@ def build(args):
         body.append("<p>Skipped (--no-attention).</p>")
     else:
         binary = attnmaps.find_attnlab(args.attnlab)
-        cand = [r for r in pool if r.checkpoints()]
-        shown, dropped = F.pick_runs(cand, args.max_attention_runs,
-                                     key=lambda r: r.final("zabsmax") if r.has("zabsmax") else r.final("loss"))
+        shown = [r for r in sel.runs(args.max_attention_runs) if r.checkpoints()]
+        dropped = [a.rep for a in sel.left_out(args.max_attention_runs) if a.rep.checkpoints()]
         anotes = []
         for r in runs:
             if not r.checkpoints():
                 anotes.append(f"{esc(r.label)}: no checkpoints, no attention maps")
         if dropped:
-            anotes.append(f"{len(dropped)} run(s) not shown (at most {args.max_attention_runs}; chosen across the "
-                          f"range of the final max attention logit): {esc(', '.join(r.label for r in dropped))}")
+            anotes.append(f"{len(dropped)} run(s) not shown (at most --max-attention-runs {args.max_attention_runs}; "
+                          f"the runs the claims compare first): {esc(', '.join(r.label for r in dropped))}")
         used_names = set()
         for r in shown:
             res = attnmaps.compute(r, heads, steps, binary, seq=args.seq)
@@ -420,17 +447,25 @@ def build(args):
             if "skip" in res:
                 anotes.append(f"{esc(r.label)}: attention maps skipped — {esc(res['skip'])}")
                 continue
-            fig = F.fig_attention(r.label, res["maps"], res["heads"], res["extra_key"])
+            fig = F.fig_attention(r.label, res["maps"], res["heads"], res["extra_key"],
+                                  labels=res["labels"] if args.window else None, window=args.window or None)
             name = "attn_" + slug(r.label)
             while name in used_names:
                 name += "_"
             used_names.add(name)
             toks = res["tokens"]
-            tok_txt = " ".join(str(int(t)) for t in toks[:64]) + (" …" if len(toks) > 64 else "")
+            n_tok = args.window or 64
+            tok_txt = (attnmaps.token_text(toks, r, res["cfg"]["vocab"], n=n_tok)
+                       if r.get("data.source") in attnmaps.TEXT_SOURCES else
+                       " ".join(str(int(t)) for t in toks[:n_tok]) + (" …" if len(toks) > n_tok else ""))
             cap = (f"Attention probabilities P[i, j] (query i, key j; causal, so zero above the diagonal) of "
                    f"<b>{esc(r.label)}</b>, recomputed in NumPy (float64) from the checkpoint(s) at step "
                    f"{', '.join(str(s) for s, _, _ in res['maps'])} on {esc(res['tokens_note'])}: tokens "
-                   f"<code>{esc(tok_txt)}</code>. Square-root colour scale. ")
+                   f"<code>{esc(tok_txt)}</code>"
+                   + (" (as characters: ⟨bos⟩ = BOS, ↵ newline, · space, \\xNN another byte)"
+                      if r.get("data.source") in attnmaps.TEXT_SOURCES else "")
+                   + (f"; the first {args.window} positions are drawn, labelled with the tokens" if args.window else "")
+                   + ". Square-root colour scale. ")
             if res["sink_token"]:
                 cap += "Position 0 is the learned sink token (model.sink_token). "
             if res["extra_key"]:
@@ -438,7 +473,7 @@ def build(args):
             if res["sigmoid"]:
                 cap += "Sigmoid attention: rows need not sum to 1. "
             cap += "Heads: " + ", ".join(f"L{l} H{h}" for l, h in res["heads"]) + " (choose with --heads L:H,…)."
-            body.append(rep.save(fig, name, cap, f"attention maps of {r.label}"))
+            body.append(rep.save(fig, name, cap, f"attention maps of {r.label}", runs=[r.label]))
         if anotes:
             body.append(page.notes_box(anotes, "Attention-map notes"))
 
@@ -478,9 +513,13 @@ def main(argv=None):
     ap.add_argument("--max-runs", type=int, default=6, help="runs per heatmap figure")
     ap.add_argument("--max-attention-runs", type=int, default=4, help="runs with attention maps")
     ap.add_argument("--no-attention", action="store_true", help="skip the attention maps")
+    ap.add_argument("--window", type=int, default=0,
+                    help="attention maps: draw the first N positions with the tokens as tick labels (default: the "
+                         "whole sequence; the sinks section's maps: 24)")
     args = ap.parse_args(argv)
-    if args.max_runs < 1 or args.max_attention_runs < 1 or args.seq < 0:
-        print("attnlab report: --max-runs and --max-attention-runs must be >= 1, --seq >= 0", file=sys.stderr)
+    if args.max_runs < 1 or args.max_attention_runs < 1 or args.seq < 0 or args.window < 0:
+        print("attnlab report: --max-runs and --max-attention-runs must be >= 1, --seq and --window >= 0",
+              file=sys.stderr)
         return 2
     return build(args)
 

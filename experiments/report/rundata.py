@@ -238,6 +238,41 @@ class Run:
         out[~seen] = np.nan
         return steps, layers, out
 
+    def head_matrix(self, metric):
+        """(layer, head) × step matrix of a head-resolved metric (layers ≥ 0, heads ≥ 0, index −1): (steps [S],
+        pairs [(l, h)] sorted, values [P, S]; NaN where not recorded) or None."""
+        if not self.has(metric):
+            return None
+        a = self.metrics[metric]
+        a = a[(a[:, 1] >= 0) & (a[:, 2] >= 0) & (a[:, 3] == -1)]
+        if not len(a):
+            return None
+        steps = np.unique(a[:, 0]).astype(np.int64)
+        pairs = sorted({(int(l), int(h)) for l, h in a[:, 1:3]})
+        row = {p: i for i, p in enumerate(pairs)}
+        out = np.full((len(pairs), len(steps)), np.nan)
+        si = np.searchsorted(steps, a[:, 0].astype(np.int64))
+        ri = np.array([row[(int(l), int(h))] for l, h in a[:, 1:3]])
+        out[ri, si] = a[:, 4]
+        return steps, pairs, out
+
+    def series(self, metric, layer=-1, head=-1, index=-1):
+        """(steps, values) of one (layer, head, index) of a probe metric, or None."""
+        if not self.has(metric):
+            return None
+        a = self.metrics[metric]
+        a = a[(a[:, 1] == layer) & (a[:, 2] == head) & (a[:, 3] == index)]
+        if not len(a):
+            return None
+        a = a[np.argsort(a[:, 0], kind="stable")]
+        return a[:, 0].astype(np.int64), a[:, 4]
+
+    def layers_of(self, metric):
+        """Layers ≥ 0 that record `metric`."""
+        if not self.has(metric):
+            return []
+        return sorted({int(x) for x in self.metrics[metric][:, 1] if x >= 0})
+
     def profile(self, metric, step):
         """index-resolved metric at one step, averaged over layers ≥ 0: (index [n], value [n]) or None."""
         if not self.has(metric):
@@ -338,6 +373,14 @@ class Sweep:
         if os.path.isfile(p):
             with open(p, newline="") as f:
                 self.summary_csv = list(csv.reader(f))
+        self.sweep_json = None
+        p = os.path.join(self.path, "sweep.json")
+        if os.path.isfile(p):
+            try:
+                with open(p) as f:
+                    self.sweep_json = json.load(f)
+            except ValueError:
+                self.sweep_json = None
         self.verdict_md = _read(os.path.join(self.path, "verdict.md"))
         self.verdict_json = None
         p = os.path.join(self.path, "verdict.json")

@@ -8,7 +8,14 @@
    written as PNG and SVG, embedded in the page byte for byte, and listed; the verdict table comes first; the
    event table lists every event of events.jsonl; final losses match metrics.jsonl; the uninstrumented run
    gets its loss curve and a note saying what is missing; bad arguments exit with code 2.
-3. Loads the page in headless Chromium (Debian's `chromium`; missing = FAIL): no script errors, console
+3. The sinks section on a tiny reproduction made with `attnlab repro` (configs/tiny.yaml, BOS on, V-scale
+   off / learned × seeds 0, 1, 30 steps, probes every 10 from step 0, checkpoints at 15 and 30; claims per
+   seed, the first naming the learned arm), with "nan" / "inf" probe values injected: the five sinks figures
+   exist and are named on the page; every heatmap, the gradient profiles and the attention maps draw the same
+   runs (one per arm at seed 0; `data-runs`), the line and bar figures every seed; the attention maps by arm
+   start at step 0 (the initial parameters) with tokens as tick labels; with room for one run, the run drawn
+   is the one the claims compare first. The learning-rate sweep of 2. gets no sinks section.
+4. Loads the sweep's page in headless Chromium (Debian's `chromium`; missing = FAIL): no script errors, console
    errors or failed resources; every figure decoded with non-zero natural and rendered size; the page's own
    script works (sorting a table); a screenshot that is not blank, kept at /tmp/attnlab-report-screenshot.png.
 
@@ -68,7 +75,7 @@ def fmt4(v):  # the page's number format (page.fmt) for values in [1e-3, 1e5)
 
 
 def check_figures(html_text, figdir, expected, tag):
-    embedded = dict(re.findall(r'data-figure="([^"]+)"><img src="data:image/png;base64,([^"]+)"', html_text))
+    embedded = dict(re.findall(r'data-figure="([^"]+)"[^>]*><img src="data:image/png;base64,([^"]+)"', html_text))
     check(set(embedded) == set(expected), f"{tag}: the page embeds exactly the expected figures",
           f"expected {sorted(expected)}, page has {sorted(embedded)}")
     meta = re.search(r'<meta name="attnlab-figures" content="([^"]*)"', html_text)
@@ -92,6 +99,135 @@ def check_figures(html_text, figdir, expected, tag):
             bad.append(f"{name}: no link to the SVG")
     check(not bad, f"{tag}: {len(expected)} figures as PNG + SVG files, embedded byte for byte", "; ".join(bad))
 
+
+def figure_runs(html_text):
+    """figure name -> the runs it draws (its data-runs attribute, one label per line)."""
+    return {n: set(html.unescape(r).split("\n")) for n, r in
+            re.findall(r'data-figure="([^"]+)" data-runs="([^"]*)"', html_text)}
+
+
+SINKS_SWEEP = """# a tiny gradient-sinks-like sweep: BOS on, V-scale off / learned, two seeds
+base: {tiny}
+set: [data.bos=true, train.steps=30, train.eval_every=10, train.checkpoint_every=15, instrument.probe_every=10,
+      instrument.dense_until=0, instrument.probe_at_init=true, instrument.weights=true]
+seeds: [0, 1]
+grid:
+  model.v_scale: ["off", learned]
+"""
+
+SINKS_REPRO = """name: sinks-tiny
+title: "Test fixture: the report's sinks views on a tiny V-scale sweep"
+sources: ["attnlab test suite (no paper)"]
+sweep: sweep.yaml
+claims:
+  - id: vscale-sink
+    text: "learned V-scale: some head's alpha_0 is above 0 at the end"
+    over: train.seed
+    require: all
+    lhs: {run: {model.v_scale: learned}, metric: alpha0, layer: all, head: all, reduce: max, step: last}
+    op: ">"
+    rhs: 0
+  - id: vscale-rgs
+    text: "learned V-scale: median R_GS below the baseline's"
+    over: train.seed
+    require: all
+    lhs: {run: {model.v_scale: learned}, metric: rgs_median, step: last}
+    op: "<"
+    rhs: {run: {model.v_scale: "off"}, metric: rgs_median, step: last}
+"""
+
+# Non-finite probe values as metrics.jsonl writes them (strings), at a step after the last probe.
+NONFINITE = [("alpha0", 0, 0, -1, "nan"), ("alpha0", 1, 2, -1, "inf"), ("rgs_sum", 0, -1, -1, "inf"),
+             ("rgs_median", -1, -1, -1, "nan"), ("t0_ratio_out", 0, -1, -1, "nan"), ("norm_out", 1, -1, 0, "-inf"),
+             ("vscale_theta", 0, 1, -1, "nan")]
+
+
+def sinks_start(attnlab, td):
+    """Runs the tiny sinks reproduction, injects non-finite values and starts its report in the background
+    (it renders while the sweep's checks run: on a shared machine two processes get twice the CPU).
+    -> (sweep directory, report process) or None."""
+    d = os.path.join(td, "sinks-repro")
+    os.makedirs(d)
+    with open(os.path.join(d, "sweep.yaml"), "w") as f:
+        f.write(SINKS_SWEEP.format(tiny=os.path.join(ROOT, "configs", "tiny.yaml")))
+    with open(os.path.join(d, "repro.yaml"), "w") as f:
+        f.write(SINKS_REPRO)
+    out = os.path.join(td, "sinks")
+    t0 = time.time()
+    r = subprocess.run([attnlab, "repro", d, "--out", out, "--no-report", "--threads", "1"], capture_output=True,
+                       text=True, timeout=300)
+    if not check(r.returncode in (0, 1) and os.path.isfile(os.path.join(out, "verdict.json")),
+                 "attnlab repro runs the tiny sinks sweep and writes verdict.json", r.stdout[-2000:] + r.stderr[-2000:]):
+        return None
+    print(f"tiny sinks reproduction: {time.time() - t0:.1f} s")
+    for name in ("seed=0,v_scale=learned", "seed=1,v_scale=learned"):
+        with open(os.path.join(out, name, "metrics.jsonl"), "a") as f:
+            for m, l, h, i, v in NONFINITE:
+                f.write(json.dumps({"step": 35, "kind": "probe", "metric": m, "layer": l, "head": h, "index": i,
+                                    "value": v}) + "\n")
+    proc = subprocess.Popen(["/usr/bin/python3", REPORT, out, "--attnlab", attnlab], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return out, proc, time.time()
+
+
+def sinks_checks(started):
+    if started is None:
+        return
+    out, proc, t1 = started
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    print(f"report on the sinks sweep: {time.time() - t1:.1f} s (started in the background)")
+    if not check(proc.returncode == 0 and "Traceback" not in err, "report on the sinks sweep exits 0 (with "
+                 "\"nan\" / \"inf\" probe values)", err[-3000:]):
+        return
+    base, learned = "seed=0,v_scale=off", "seed=0,v_scale=learned"
+    every = {base, learned, "seed=1,v_scale=off", "seed=1,v_scale=learned"}
+    index = os.path.join(out, "report", "index.html")
+    with open(index, encoding="utf-8") as f:
+        text = f.read()
+    sinks = ["sinks_alpha0", "sinks_rgs", "sinks_t0norms", "sinks_theta", "sinks_attn"]
+    heat = ["heatmap_ent_norm", "heatmap_zabsmax", "heatmap_sink_gs", "heatmap_rgs_sum", "heatmap_mass_ratio"]
+    attn = ["attn_seed-0_v_scale-off", "attn_seed-0_v_scale-learned"]
+    expected = ["loss", "sweep"] + sinks + heat + ["gradpos"] + attn
+    check_figures(text, os.path.join(out, "report", "figures"), expected, "sinks")
+    sec = text[text.find('<h2 id="sinks">'):text.find('<h2 id="heatmaps">')]
+    check('href="#sinks"' in text and sec and all(f'data-figure="{n}"' in sec for n in sinks),
+          "the page has a Sinks section (in the table of contents) holding the five sinks figures")
+    caps = dict(re.findall(r'data-figure="([^"]+)"[^>]*>.*?<figcaption>(.*?)</figcaption>', text, re.S))
+    named = {"sinks_alpha0": "alpha0", "sinks_rgs": "rgs_sum", "sinks_t0norms": "t0_ratio_out",
+             "sinks_theta": "vscale_theta", "sinks_attn": "step 0 is the initial model"}
+    check(all(named[n] in caps.get(n, "") for n in sinks), "each sinks figure's caption names its metric",
+          str({n: caps.get(n, "")[:80] for n in sinks}))
+    runs = figure_runs(text)
+    same = {n: runs.get(n) for n in heat + ["sinks_alpha0", "gradpos", "sinks_attn"]}
+    check(all(v == {base, learned} for v in same.values()),
+          "every heatmap, the gradient profiles and the attention maps by arm draw the same runs: one per arm at "
+          "seed 0", str(same))
+    check(runs.get("sinks_theta") == {learned}, "the θ heatmap draws the learned V-scale run",
+          str(runs.get("sinks_theta")))
+    check(runs.get("sinks_rgs") == every and runs.get("sinks_t0norms") == every,
+          "the R_GS lines and token-0 bars use every seed of each arm",
+          f"{runs.get('sinks_rgs')} / {runs.get('sinks_t0norms')}")
+    cap = caps.get("sinks_attn", "")
+    check("steps 0, 15, 30" in cap and "⟨bos⟩" in cap and "one row per arm at seed 0" in cap,
+          "the attention maps by arm show steps 0 (init), 15 and 30 of one head per arm, tokens with ⟨bos⟩",
+          cap[:400])
+    check("vscale-sink" in sec and "vscale-rgs" in sec, "the arms table names the claims comparing each arm")
+
+    # The claims' runs come first: with room for one run, it is the learned arm the first claim names, for
+    # every per-run figure (arms.select; the page renders what it returns, as checked above).
+    sys.path.insert(0, HERE)
+    import arms
+    import rundata
+    rs, sws = rundata.load_inputs([out])
+    sel = arms.select(rs, rundata.sweep_axes(rs), sws)
+    one = [r.label for r in sel.runs(1)]
+    check(one == [learned] and [r.label for r in sel.runs(6)] == [base, learned],
+          "with room for one run the run drawn is the one the claims compare first (learned V-scale); with room "
+          "for all, seed 0 of each arm in sweep order", f"{one}, {[r.label for r in sel.runs(6)]}")
 
 PROBE_JS = """<script>
 window.__t = [];
@@ -185,6 +321,7 @@ def main():
     args = ap.parse_args()
     t0 = time.time()
     td = tempfile.mkdtemp(prefix="attnlab-report-test-")
+    started = None
     try:
         sweep = os.path.join(td, "sweep")
         runs = {}
@@ -210,6 +347,7 @@ def main():
         with open(os.path.join(sweep, "verdict.md"), "w") as f:
             f.write("| claim | verdict |\n|---|---|\n| test-pass | PASS |\n| test-fail | FAIL |\n")
         print(f"trained 3 tiny runs in {time.time() - t0:.1f} s ({td})")
+        started = sinks_start(args.attnlab, td)
 
         # --- sweep report ---------------------------------------------------------------------------
         t1 = time.time()
@@ -242,6 +380,7 @@ def main():
                                      and "first training batch" in c for c in caps.values()),
               "attention maps follow --heads 0:0,1:* and --steps 30,60 on real data (attnlab grads)")
         check("optim.lr" in text and "Sweep summary" in text, "sweep axis and summary shown")
+        check('id="sinks"' not in text, "a learning-rate sweep gets no sinks section")
 
         # --- uninstrumented run ---------------------------------------------------------------------
         out2 = os.path.join(td, "off-report")
@@ -266,7 +405,13 @@ def main():
             t2 = time.time()
             browser_checks(chrome, index, expected, td)
             print(f"browser checks: {time.time() - t2:.1f} s")
+
+        # --- sinks section ----------------------------------------------------------------------------
+        sinks_checks(started)
     finally:
+        if started is not None and started[1].poll() is None:  # an early exit: stop the background report
+            started[1].kill()
+            started[1].communicate()
         if args.keep:
             print(f"kept {td}")
         else:
