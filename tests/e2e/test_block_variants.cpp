@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "train/data.h"
-#include "train/flight.h"
-#include "train/safetensors.h"
+#include "train/formats/flight.h"
+#include "train/formats/safetensors.h"
 #include "train/trainer.h"
 #include "tests/support/fixtures.h"
 

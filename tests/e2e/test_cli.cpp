@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 #include "tests/support/fixtures.h"
 
 using namespace attnlab;

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "train/config.h"
+#include "train/config/config.h"
 
 namespace attnlab::testing {
 

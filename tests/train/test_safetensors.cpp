@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "train/safetensors.h"
+#include "train/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace attnlab;

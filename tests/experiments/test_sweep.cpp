@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <regex>
 
+#include "experiments/engine/claims.h"
+#include "experiments/engine/sweep.h"
 #include "tests/support/fixtures.h"
-#include "train/claims.h"
-#include "train/run_files.h"
-#include "train/safetensors.h"
-#include "train/sweep.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 
 using namespace attnlab;
 using namespace attnlab::testing;

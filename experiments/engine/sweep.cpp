@@ -1,4 +1,4 @@
-#include "train/sweep.h"
+#include "experiments/engine/sweep.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -25,9 +25,9 @@
 #include <sstream>
 #include <thread>
 
-#include "train/claims.h"
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "experiments/engine/claims.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "train/repro.h"
+#include "experiments/engine/repro.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,9 +17,9 @@
 #include <set>
 #include <sstream>
 
-#include "train/run_files.h"
-#include "train/safetensors.h"
-#include "train/sweep.h"
+#include "experiments/engine/sweep.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 
 #ifndef ATTNLAB_SOURCE_DIR
 #define ATTNLAB_SOURCE_DIR ""

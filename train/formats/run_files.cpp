@@ -1,4 +1,4 @@
-#include "train/run_files.h"
+#include "train/formats/run_files.h"
 
 #include <omp.h>
 #include <sys/utsname.h>
@@ -13,7 +13,7 @@
 #include <regex>
 #include <sstream>
 
-#include "train/safetensors.h"
+#include "train/formats/safetensors.h"
 
 #ifndef ATTNLAB_GIT_COMMIT
 #define ATTNLAB_GIT_COMMIT "unknown"

@@ -1,4 +1,4 @@
-#include "train/claims.h"
+#include "experiments/engine/claims.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,8 +10,8 @@
 #include <set>
 #include <sstream>
 
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 

@@ -9,14 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "train/bench.h"
-#include "train/config.h"
+#include "experiments/bench/bench.h"
+#include "experiments/bench/grads.h"
+#include "experiments/engine/repro.h"
+#include "experiments/engine/sweep.h"
+#include "train/config/config.h"
 #include "train/data.h"
-#include "train/grads.h"
-#include "train/repro.h"
+#include "train/formats/safetensors.h"
 #include "train/run.h"
-#include "train/safetensors.h"
-#include "train/sweep.h"
 
 namespace {
 

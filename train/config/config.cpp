@@ -4,7 +4,7 @@
 // file reader, the --set reader, the unknown-key suggestions and dump_config all walk that table, so they
 // cannot disagree. Scalars are decoded here (not with YAML::Node::as<T>) to be strict in YAML 1.2 core
 // schema terms: 2.5 is not an int, "4" (quoted) is a string, yes/no are not booleans, -1 is not unsigned.
-#include "train/config.h"
+#include "train/config/config.h"
 
 #include <yaml-cpp/yaml.h>
 

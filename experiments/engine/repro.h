@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "train/claims.h"
+#include "experiments/engine/claims.h"
 
 namespace attnlab {
 

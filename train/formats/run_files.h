@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "instrument/sink.h"
-#include "train/config.h"
+#include "train/config/config.h"
 
 namespace attnlab {
 
