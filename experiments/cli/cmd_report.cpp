@@ -1,7 +1,7 @@
-// cmd_report.cpp: `attnlab report RUN_OR_SWEEP...` -> exec_report (experiments/engine/repro.h): the arguments
+// cmd_report.cpp: `attnlab report RUN_OR_SWEEP...` -> exec_report (experiments/engine/report.h): the arguments
 // go to experiments/report/report.py as they are.
 #include "experiments/cli/commands.h"
-#include "experiments/engine/repro.h"
+#include "experiments/engine/report.h"
 
 namespace attnlab::cli {
 

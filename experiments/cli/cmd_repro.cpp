@@ -1,9 +1,11 @@
-// cmd_repro.cpp: `attnlab repro NAME` and `attnlab repro --list` -> run_repro, list_repros (experiments/engine/repro.h).
+// cmd_repro.cpp: `attnlab repro NAME` and `attnlab repro --list` -> run_repro, list_repros
+// (experiments/engine/repro.h).
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "experiments/cli/commands.h"
+#include "experiments/engine/report.h"
 #include "experiments/engine/repro.h"
 
 namespace attnlab::cli {
