@@ -15,7 +15,7 @@
 
 #include "experiments/engine/report.h"
 #include "experiments/engine/sweep.h"
-#include "train/formats/run_files.h"
+#include "train/formats/json.h"
 #include "train/formats/safetensors.h"
 
 #ifndef ATTNLAB_GIT_COMMIT

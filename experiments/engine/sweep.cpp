@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "experiments/engine/claims.h"
+#include "train/formats/json.h"
 #include "train/formats/run_files.h"
 #include "train/formats/safetensors.h"
 

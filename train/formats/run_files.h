@@ -51,6 +51,4 @@ class RunFiles : public MetricSink {
   double last_loss_ = NAN_SENTINEL, last_val_ = NAN_SENTINEL;
 };
 
-std::string json_escape(const std::string& s);
-
 }  // namespace attnlab
