@@ -9,12 +9,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
 #include "experiments/engine/report.h"
 #include "experiments/engine/sweep.h"
+#include "train/config/yaml_helpers.h"
 #include "train/formats/json.h"
 #include "train/formats/safetensors.h"
 
@@ -28,14 +28,12 @@ namespace attnlab {
 
 namespace {
 
-std::string loc(const std::string& source, const YAML::Mark& m) {
-  if (m.is_null() || m.line < 0) return source;
-  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
-[[noreturn]] void fail(const std::string& where, const std::string& what) { throw ConfigError(where + ": " + what); }
-
-bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }
+// The shared YAML helpers (train/config/yaml_helpers.h).
+using yaml::fail;
+using yaml::is_string_tagged;
+using yaml::loc;
+using yaml::parse_int;
+using yaml::parse_number;
 
 std::string scalar(const YAML::Node& v, const std::string& source, const std::string& what) {
   if (!v || !v.IsScalar()) fail(loc(source, v ? v.Mark() : YAML::Mark::null_mark()), what + ": expected a scalar");
@@ -46,23 +44,7 @@ std::string scalar(const YAML::Node& v, const std::string& source, const std::st
 std::string override_text(const YAML::Node& v, const std::string& source, const std::string& what) {
   const std::string s = scalar(v, source, what);
   if (!is_string_tagged(v)) return s;
-  YAML::Emitter e;
-  e << YAML::DoubleQuoted << s;
-  return e.c_str();
-}
-
-bool parse_number(const YAML::Node& v, double* out) {
-  static const std::regex num_re("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), num_re)) return false;
-  *out = std::strtod(v.Scalar().c_str(), nullptr);
-  return true;
-}
-
-bool parse_int(const YAML::Node& v, int64_t* out) {
-  static const std::regex int_re("[-+]?[0-9]+");
-  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), int_re)) return false;
-  *out = std::strtoll(v.Scalar().c_str(), nullptr, 10);
-  return true;
+  return yaml::double_quoted(s);
 }
 
 Selector parse_selector(const YAML::Node& m, const std::string& source, const std::string& what) {
@@ -137,31 +119,14 @@ ClaimSide parse_side(const YAML::Node& v, const std::string& source, const std::
 }
 
 std::vector<std::string> override_list(const YAML::Node& v, const std::string& source, const std::string& what) {
-  std::vector<std::string> out;
-  if (!v || v.IsNull()) return out;
-  if (v.IsMap()) {
-    for (auto it = v.begin(); it != v.end(); ++it)
-      out.push_back(it->first.Scalar() + "=" + override_text(it->second, source, what + "." + it->first.Scalar()));
-    return out;
-  }
-  if (!v.IsSequence()) fail(loc(source, v.Mark()), what + ": expected a list of key=value strings");
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!v[i].IsScalar() || v[i].Scalar().find('=') == std::string::npos)
-      fail(loc(source, v[i].Mark()), what + ": expected key=value (e.g. train.steps=300)");
-    out.push_back(v[i].Scalar());
-  }
-  return out;
+  return yaml::override_list(v, source, what, "a list of key=value strings",
+                             [&](const YAML::Node& x, const std::string& at) { return override_text(x, source, at); });
 }
 
 }  // namespace
 
 Repro parse_repro(const std::string& yaml_text, const std::string& source, const std::string& dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    fail(loc(source, e.mark), "YAML syntax error: " + e.msg);
-  }
+  YAML::Node root = yaml::load(yaml_text, source);
   if (!root.IsMap()) fail(source, "expected a map with name, title, sources, sweep, budgets, claims");
   Repro r;
   r.file = source;
