@@ -30,17 +30,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-// "loss" of every train record, as written (the JSON number text).
-std::vector<std::string> train_losses(const std::string& metrics) {
-  std::vector<std::string> out;
-  for (const std::string& l : lines_of(metrics)) {
-    if (l.find("\"kind\":\"train\"") == std::string::npos) continue;
-    const size_t a = l.find("\"loss\":") + 7;
-    out.push_back(l.substr(a, l.find(',', a) - a));
-  }
-  return out;
-}
-
 // The value of the first record of `metric` at `step` (probe kind), or NaN.
 double probe_value(const std::string& metrics, int step, const std::string& metric, int layer = -1) {
   const std::string head = "{\"step\":" + std::to_string(step) + ",\"kind\":\"probe\",\"metric\":\"" + metric +

@@ -29,14 +29,6 @@ std::string tiny_yaml(int steps) {
   return dump_config(c);
 }
 
-// The "loss" values of the train records of a metrics.jsonl, as written (exact text).
-std::vector<std::string> train_losses(const std::string& metrics) {
-  std::vector<std::string> out;
-  static const std::regex re("\"kind\":\"train\",\"loss\":([^,]+),");
-  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("train writes a complete run directory", "[e2e][cli]") {

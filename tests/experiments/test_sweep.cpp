@@ -40,13 +40,6 @@ std::string error_of(const std::string& body) {
   return "";
 }
 
-std::vector<std::string> train_losses(const std::string& metrics) {
-  std::vector<std::string> out;
-  static const std::regex re("\"kind\":\"train\",\"loss\":([^,]+),");
-  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("sweep: a grid is the cartesian product, first axis slowest, with readable names", "[train][sweep]") {
