@@ -1,4 +1,5 @@
-// config.cpp: YAML -> RunConfig, the only translation unit that includes yaml-cpp.
+// config.cpp: YAML -> RunConfig, the only translation unit that decodes a run config (the YAML helpers it shares
+// with the sweep and repro readers are in train/config/yaml_helpers.h).
 //
 // One table (fields()) lists every key once: its section, its name and how to read and print it. The
 // file reader, the --set reader, the unknown-key suggestions and dump_config all walk that table, so they

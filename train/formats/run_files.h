@@ -1,4 +1,4 @@
-// run_files.h: the files of a run directory (layout documented in run.h and README.md). Every line is
+// run_files.h: the files of a run directory (layout documented in train/run.h and README.md). Every line is
 // flushed when written, so a crash loses at most the step in flight.
 #pragma once
 #include <cstdint>
