@@ -1,5 +1,5 @@
 // instrument_config.h: what the Monitor measures, how often, and when it warns. Decoded from the
-// `instrument:` section of a run config (train/config.cpp). Defaults follow shared/docs/metrics.md.
+// `instrument:` section of a run config (train/config/config.cpp). Defaults follow shared/docs/metrics.md.
 #pragma once
 #include <cstdint>
 

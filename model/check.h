@@ -1,6 +1,6 @@
 // check.h: ATTNLAB_CHECK(cond, msg) guards invariants at function entry. It stays on in release builds and
 // aborts with file:line, because a broken invariant in library code is a bug, not an input error.
-// Input errors (config, files) are exceptions thrown at the I/O boundary instead; see train/config.h.
+// Input errors (config, files) are exceptions thrown at the I/O boundary instead; see train/config/config.h.
 #pragma once
 #include <cstdio>
 #include <cstdlib>

@@ -1,5 +1,5 @@
 // model_config.h: the model's shape and numerics. A plain struct with in-class defaults; decoded from YAML
-// in train/config.cpp only, validated there (d_model % n_head == 0 and so on) before any model is built.
+// in train/config/config.cpp only, validated there (d_model % n_head == 0 and so on) before any model is built.
 #pragma once
 #include <cstdint>
 

@@ -13,8 +13,8 @@
 
 #include "model/transformer.h"
 #include "train/adamw.h"
-#include "train/config.h"
-#include "train/safetensors.h"
+#include "train/config/config.h"
+#include "train/formats/safetensors.h"
 
 namespace attnlab {
 

@@ -15,7 +15,7 @@
 #include <sstream>
 
 #include "train/data.h"
-#include "train/sha256.h"
+#include "train/formats/sha256.h"
 
 namespace fs = std::filesystem;
 

@@ -11,7 +11,7 @@
 
 #include "model/check.h"
 #include "model/rng.h"
-#include "train/sha256.h"
+#include "train/formats/sha256.h"
 
 namespace attnlab {
 namespace {

@@ -17,10 +17,10 @@
 
 #include "model/dnnl_context.h"
 #include "train/checkpoint.h"
-#include "train/config.h"
+#include "train/config/config.h"
 #include "train/data.h"
-#include "train/flight.h"
-#include "train/run_files.h"
+#include "train/formats/flight.h"
+#include "train/formats/run_files.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;

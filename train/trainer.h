@@ -9,7 +9,7 @@
 #include "model/dnnl_context.h"
 #include "model/transformer.h"
 #include "train/adamw.h"
-#include "train/config.h"
+#include "train/config/config.h"
 #include "train/data.h"
 
 namespace attnlab {

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "train/data.h"
-#include "train/flight.h"
-#include "train/safetensors.h"
+#include "train/formats/flight.h"
+#include "train/formats/safetensors.h"
 #include "train/trainer.h"
 #include "tests/support/fixtures.h"
 
@@ -27,17 +27,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream is(text);
   for (std::string l; std::getline(is, l);) out.push_back(l);
-  return out;
-}
-
-// "loss" of every train record, as written (the JSON number text).
-std::vector<std::string> train_losses(const std::string& metrics) {
-  std::vector<std::string> out;
-  for (const std::string& l : lines_of(metrics)) {
-    if (l.find("\"kind\":\"train\"") == std::string::npos) continue;
-    const size_t a = l.find("\"loss\":") + 7;
-    out.push_back(l.substr(a, l.find(',', a) - a));
-  }
   return out;
 }
 

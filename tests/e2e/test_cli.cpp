@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 #include "tests/support/fixtures.h"
 
 using namespace attnlab;
@@ -27,14 +27,6 @@ std::string tiny_yaml(int steps) {
   c.train.checkpoint_every = 3;
   c.train.eval_every = 3;
   return dump_config(c);
-}
-
-// The "loss" values of the train records of a metrics.jsonl, as written (exact text).
-std::vector<std::string> train_losses(const std::string& metrics) {
-  std::vector<std::string> out;
-  static const std::regex re("\"kind\":\"train\",\"loss\":([^,]+),");
-  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
-  return out;
 }
 
 }  // namespace

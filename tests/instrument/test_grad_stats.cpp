@@ -13,8 +13,10 @@
 #include "instrument/grad_stats.h"
 #include "model/rng.h"
 #include "model/transformer.h"
+#include "tests/support/tiny_model.h"
 
 using namespace attnlab;
+using attnlab::testing::random_batch;
 
 namespace {
 
@@ -35,24 +37,9 @@ void plant_sink(MatView g, int B, int T) {
 }
 
 ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab = 32;
-  c.d_model = 32;
-  c.n_layer = 3;
-  c.n_head = 4;
-  c.seq_len = 24;
-  c.mlp_hidden = 48;
-  c.pos = PosEncoding::kRope;
-  c.init_std = 0.2f;  // well above float noise, so every gradient is clearly nonzero
-  return c;
-}
-
-void random_batch(int n, int V, uint64_t seed, std::vector<int32_t>* in, std::vector<int32_t>* tg) {
-  Rng rng(seed);
-  in->resize(size_t(n));
-  tg->resize(size_t(n));
-  for (auto& x : *in) x = int32_t(rng.below(uint64_t(V)));
-  for (auto& x : *tg) x = int32_t(rng.below(uint64_t(V)));
+  return testing::tiny_model({.vocab = 32, .d_model = 32, .n_layer = 3, .n_head = 4, .seq_len = 24, .mlp_hidden = 48,
+                              .pos = PosEncoding::kRope,
+                              .init_std = 0.2f});  // well above float noise, so every gradient is clearly nonzero
 }
 
 // A model after one forward + backward on a random batch.

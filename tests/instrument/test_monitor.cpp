@@ -7,20 +7,14 @@
 
 #include "instrument/monitor.h"
 #include "model/rng.h"
+#include "tests/support/tiny_model.h"
 
 using namespace attnlab;
 
 namespace {
 
 ModelConfig tiny_model() {
-  ModelConfig c;
-  c.vocab = 16;
-  c.d_model = 16;
-  c.n_layer = 1;
-  c.n_head = 2;
-  c.seq_len = 8;
-  c.mlp_hidden = 32;
-  return c;
+  return testing::tiny_model({.vocab = 16, .d_model = 16, .n_layer = 1, .n_head = 2, .seq_len = 8, .mlp_hidden = 32});
 }
 
 class CountingRecorder : public FlightRecorder {

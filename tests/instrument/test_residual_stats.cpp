@@ -15,21 +15,14 @@
 #include "instrument/residual_stats.h"
 #include "model/rng.h"
 #include "model/transformer.h"
+#include "tests/support/tiny_model.h"
 
 using namespace attnlab;
 using Catch::Matchers::WithinAbs;
 using Catch::Matchers::WithinRel;
+using attnlab::testing::Mat;
 
 namespace {
-
-// A dense row-major matrix owned by the test.
-struct Mat {
-  int rows, cols;
-  std::vector<float> v;
-  Mat(int r, int c, float fill = 0.0f) : rows(r), cols(c), v(size_t(r) * c, fill) {}
-  float& operator()(int r, int c) { return v[size_t(r) * cols + c]; }
-  ConstMatView view() const { return ConstMatView(v.data(), rows, cols); }
-};
 
 ResidualRankStats rank_of(const Mat& x) {
   RankWorkspace w(x.rows, x.cols);
@@ -342,15 +335,9 @@ TEST_CASE("block influence and contribution ratios", "[instrument][residual]") {
 namespace {
 
 ModelConfig tiny_model() {
-  ModelConfig c;
-  c.vocab = 40;
-  c.d_model = 32;
-  c.n_layer = 3;
-  c.n_head = 4;
-  c.seq_len = 20;  // > 16: the norm profiles stop at position 15
-  c.mlp_hidden = 48;
-  c.init_std = 0.2f;
-  return c;
+  return testing::tiny_model({.vocab = 40, .d_model = 32, .n_layer = 3, .n_head = 4,
+                              .seq_len = 20,  // > 16: the norm profiles stop at position 15
+                              .mlp_hidden = 48, .init_std = 0.2f});
 }
 
 // Copies of everything the model owns that a probe could touch.
@@ -375,10 +362,8 @@ std::vector<float> snapshot(const Transformer& m) {
 }
 
 void run_model(Transformer& m, int B, int T, int V, uint64_t seed) {
-  std::vector<int32_t> in(size_t(B) * T), tg(size_t(B) * T);
-  Rng rng(seed);
-  for (auto& x : in) x = int32_t(rng.below(uint64_t(V)));
-  for (auto& x : tg) x = int32_t(rng.below(uint64_t(V)));
+  std::vector<int32_t> in, tg;
+  testing::random_batch(B * T, V, seed, &in, &tg);
   m.zero_grad();
   m.forward(in.data(), tg.data());
   m.backward();

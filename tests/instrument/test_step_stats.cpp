@@ -15,22 +15,15 @@
 
 #include "instrument/step_stats.h"
 #include "model/rng.h"
+#include "tests/support/tiny_model.h"
 
 using namespace attnlab;
 
 namespace {
 
 ModelConfig small_config(MlpKind mlp, bool tied) {
-  ModelConfig c;
-  c.vocab = 40;
-  c.d_model = 16;
-  c.n_layer = 3;
-  c.n_head = 2;
-  c.seq_len = 8;
-  c.mlp = mlp;
-  c.mlp_hidden = 24;
-  c.tied_head = tied;
-  return c;
+  return testing::tiny_model({.vocab = 40, .d_model = 16, .n_layer = 3, .n_head = 2, .seq_len = 8, .mlp_hidden = 24,
+                              .mlp = mlp, .tied_head = tied});
 }
 
 std::vector<float> random_buffer(int64_t n, uint64_t seed, double std = 1.0) {

@@ -15,20 +15,14 @@
 #include "instrument/weight_stats.h"
 #include "model/rng.h"
 #include "model/transformer.h"
+#include "tests/support/tiny_model.h"
 
 using namespace attnlab;
 using Catch::Matchers::WithinAbs;
 using Catch::Matchers::WithinRel;
+using attnlab::testing::Mat;
 
 namespace {
-
-struct Mat {
-  int rows, cols;
-  std::vector<float> v;
-  Mat(int r, int c, float fill = 0.0f) : rows(r), cols(c), v(size_t(r) * c, fill) {}
-  float& operator()(int r, int c) { return v[size_t(r) * cols + c]; }
-  ConstMatView view() const { return ConstMatView(v.data(), rows, cols); }
-};
 
 using RowMajorD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -139,17 +133,8 @@ TEST_CASE("weight norms of a constant matrix and a gain vector", "[instrument][w
 namespace {
 
 ModelConfig tiny_model(MlpKind mlp, bool tied) {
-  ModelConfig c;
-  c.vocab = 40;
-  c.d_model = 32;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.seq_len = 8;
-  c.mlp = mlp;
-  c.mlp_hidden = 48;
-  c.tied_head = tied;
-  c.init_std = 0.1f;
-  return c;
+  return testing::tiny_model({.vocab = 40, .d_model = 32, .n_layer = 2, .n_head = 4, .seq_len = 8, .mlp_hidden = 48,
+                              .mlp = mlp, .tied_head = tied, .init_std = 0.1f});
 }
 
 }  // namespace

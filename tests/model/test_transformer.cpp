@@ -8,48 +8,20 @@
 
 #include "model/transformer.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tiny_model.h"
 
 using namespace attnlab;
 using attnlab::testing::gradcheck;
-
-namespace {
-
-ModelConfig tiny(PosEncoding pos, MlpKind mlp, bool tied) {
-  ModelConfig c;
-  c.vocab = 11;
-  c.d_model = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.seq_len = 8;
-  c.mlp = mlp;
-  c.mlp_hidden = 24;
-  c.pos = pos;
-  c.tied_head = tied;
-  c.init_std = 0.3f;  // larger than the 0.02 default so every gradient is well above float noise
-  return c;
-}
-
-void make_batch(int B, int T, int V, uint64_t seed, std::vector<int32_t>* in, std::vector<int32_t>* tg) {
-  Rng rng(seed);
-  in->resize(size_t(B) * T);
-  tg->resize(size_t(B) * T);
-  for (auto& x : *in) x = int32_t(rng.below(uint64_t(V)));
-  for (auto& x : *tg) x = int32_t(rng.below(uint64_t(V)));
-  (*tg)[3] = -1;  // one ignored target exercises the mask
-}
-
-const char* pos_name(PosEncoding p) {
-  return p == PosEncoding::kRope ? "rope" : p == PosEncoding::kSinusoidal ? "sinusoidal" : "none";
-}
-
-}  // namespace
+using attnlab::testing::make_batch;
+using attnlab::testing::pos_name;
+using attnlab::testing::tiny_model;
 
 TEST_CASE("whole-model gradient matches finite differences for every pos x mlp x tied", "[model][gradcheck]") {
   DnnlContext ctx;
   for (PosEncoding pos : {PosEncoding::kNone, PosEncoding::kSinusoidal, PosEncoding::kRope}) {
     for (MlpKind mlp : {MlpKind::kSwiGLU, MlpKind::kGELU}) {
       for (bool tied : {false, true}) {
-        const ModelConfig cfg = tiny(pos, mlp, tied);
+        const ModelConfig cfg = tiny_model(pos, mlp, tied);
         const int B = 2;
         Transformer m(cfg, B, ctx);
         m.init_params(42);
@@ -74,7 +46,7 @@ TEST_CASE("whole-model gradient matches finite differences for every pos x mlp x
 
 TEST_CASE("loss at init is close to ln V and backward accumulates", "[model]") {
   DnnlContext ctx;
-  ModelConfig cfg = tiny(PosEncoding::kRope, MlpKind::kSwiGLU, false);
+  ModelConfig cfg = tiny_model(PosEncoding::kRope, MlpKind::kSwiGLU, false);
   cfg.init_std = 0.02f;
   cfg.vocab = 64;
   Transformer m(cfg, 3, ctx);
@@ -99,7 +71,7 @@ TEST_CASE("loss at init is close to ln V and backward accumulates", "[model]") {
 
 TEST_CASE("forward and backward are deterministic and leave parameters untouched", "[model]") {
   DnnlContext ctx;
-  const ModelConfig cfg = tiny(PosEncoding::kRope, MlpKind::kSwiGLU, false);
+  const ModelConfig cfg = tiny_model(PosEncoding::kRope, MlpKind::kSwiGLU, false);
   Transformer m(cfg, 2, ctx);
   m.init_params(5);
   const std::vector<float> p0(m.params(), m.params() + m.n_params());
@@ -118,7 +90,7 @@ TEST_CASE("forward and backward are deterministic and leave parameters untouched
 }
 
 TEST_CASE("parameter table names, shapes and adjacency of fused weights", "[model]") {
-  ModelConfig cfg = tiny(PosEncoding::kRope, MlpKind::kSwiGLU, false);
+  ModelConfig cfg = tiny_model(PosEncoding::kRope, MlpKind::kSwiGLU, false);
   int64_t total = 0;
   const auto t = build_param_table(cfg, &total);
   auto find = [&](const std::string& n) -> const ParamInfo& {

@@ -1,14 +1,19 @@
-// fixtures.h: shared test helpers: a tiny RunConfig, temporary directories, running the attnlab binary.
+// fixtures.h: shared test helpers for runs: a tiny RunConfig, temporary directories, running the attnlab binary,
+// reading what a run wrote. (Tiny models and batches: tests/support/tiny_model.h.)
 #pragma once
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
-#include "train/config.h"
+#include "train/config/config.h"
 
 namespace attnlab::testing {
 
@@ -49,6 +54,12 @@ class TempDir {
     std::ofstream(file(name)) << text;
     return file(name);
   }
+  std::vector<std::string> listing() const {  // the names in the directory, sorted
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
 
  private:
   std::filesystem::path path_;
@@ -78,6 +89,14 @@ inline std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// The "loss" values of the train records of a metrics.jsonl, as written (exact text).
+inline std::vector<std::string> train_losses(const std::string& metrics) {
+  std::vector<std::string> out;
+  static const std::regex re("\"kind\":\"train\",\"loss\":([^,]+),");
+  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
+  return out;
 }
 
 }  // namespace attnlab::testing

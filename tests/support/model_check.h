@@ -1,6 +1,7 @@
-// model_check.h: whole-model helpers for the toggle tests (tests/model/test_vscale.cpp, test_toggles.cpp):
-// a tiny config, a seeded batch, and a finite-difference check of every parameter tensor through the
-// composed forward/backward (the recipe of tests/support/gradcheck.h on the model's mean loss).
+// model_check.h: the whole-model gradient check of the toggle tests (tests/model/test_vscale.cpp, test_toggles.cpp,
+// test_block_variants.cpp): a finite-difference check of every parameter tensor through the composed
+// forward/backward (the recipe of tests/support/gradcheck.h on the model's mean loss), on the tiny models and
+// seeded batches of tests/support/tiny_model.h.
 #pragma once
 #include <catch2/catch.hpp>
 
@@ -11,39 +12,9 @@
 
 #include "model/transformer.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/tiny_model.h"
 
 namespace attnlab::testing {
-
-// 2 layers, d = 16, 2 heads of 8, T = 8: small enough for central differences on every tensor.
-inline ModelConfig tiny_model(PosEncoding pos = PosEncoding::kRope, MlpKind mlp = MlpKind::kSwiGLU,
-                              bool tied = false) {
-  ModelConfig c;
-  c.vocab = 11;
-  c.d_model = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.seq_len = 8;
-  c.mlp = mlp;
-  c.mlp_hidden = 24;
-  c.pos = pos;
-  c.tied_head = tied;
-  c.init_std = 0.3f;  // larger than the 0.02 default so every gradient is well above float noise
-  return c;
-}
-
-inline const char* pos_name(PosEncoding p) {
-  return p == PosEncoding::kRope ? "rope" : p == PosEncoding::kSinusoidal ? "sinusoidal" : "none";
-}
-
-// Seeded inputs and targets [B, T]; targets[3] = -1 exercises the ignore mask.
-inline void make_batch(int B, int T, int V, uint64_t seed, std::vector<int32_t>* in, std::vector<int32_t>* tg) {
-  Rng rng(seed);
-  in->resize(size_t(B) * T);
-  tg->resize(size_t(B) * T);
-  for (auto& x : *in) x = int32_t(rng.below(uint64_t(V)));
-  for (auto& x : *tg) x = int32_t(rng.below(uint64_t(V)));
-  (*tg)[3] = -1;
-}
 
 // Finite differences of the model's loss against backward, for every trainable parameter tensor (up to
 // `points` seeded elements each); non-trainable tensors must get exactly zero gradient. `prepare` runs

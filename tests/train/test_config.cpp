@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "train/config.h"
+#include "tests/support/fixtures.h"
+#include "train/config/config.h"
 
 namespace attnlab {
 namespace {
@@ -19,35 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("attnlab_test_config_" + std::to_string(rd()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& text) const {
-    const fs::path p = path_ / name;
-    std::ofstream out(p, std::ios::binary);
-    out << text;
-    REQUIRE(out.good());
-    return p.string();
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 // The ConfigError message thrown by f; fails the test if f does not throw one.
 template <class F>
@@ -154,7 +127,7 @@ train:
 )";
 
 TEST_CASE("config: an empty file gives the defaults", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   const RunConfig defaults;
   for (const char* text : {"", "# only a comment\n", "model:\ntrain:\n"}) {
     INFO("file text: " << text);
@@ -177,7 +150,7 @@ TEST_CASE("config: an empty file gives the defaults", "[train][config]") {
 }
 
 TEST_CASE("config: a full file sets every key and round-trips through dump_config", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   const RunConfig cfg = load_config(dir.write("full.yaml", kFullConfig));
   CHECK(cfg.model.vocab == 300);
   CHECK(cfg.model.d_model == 96);
@@ -192,7 +165,7 @@ TEST_CASE("config: a full file sets every key and round-trips through dump_confi
   CHECK(cfg.model.norm_eps == 1.0e-6f);
   CHECK(cfg.model.init_std == 0.015f);
   CHECK(cfg.data.source == DataSource::kFile);
-  CHECK(cfg.data.path == dir.path("data/some file: #1.txt"));  // relative to the config file's folder
+  CHECK(cfg.data.path == dir.file("data/some file: #1.txt"));  // relative to the config file's folder
   CHECK(cfg.data.val_fraction == 0.25);
   CHECK(cfg.data.bos);
   CHECK(cfg.data.bos_id == 299);
@@ -281,7 +254,7 @@ TEST_CASE("config: dump_config lists the overrides in a trailing comment block",
 }
 
 TEST_CASE("config: --set overrides apply after the file, in order", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   const std::string path = dir.write("run.yaml", "model:\n  n_head: 8\n  d_model: 64\noptim:\n  lr: 0.5\n");
   const RunConfig cfg = load_config(path, {"model.n_head=2", "model.n_head=4", "optim.lr=1", "model.pos=none",
                                            "data.source=copy", "model.tied_head=true", "data.path=\"\"", "train.seed=7"});
@@ -300,7 +273,7 @@ TEST_CASE("config: --set overrides apply after the file, in order", "[train][con
 }
 
 TEST_CASE("config: unknown keys name file, line, key path and a suggestion", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   std::string path;
   SECTION("unknown top-level key") {
     const std::string msg = file_error(dir, "# run\nmodel:\n  d_model: 64\noptimizer:\n  lr: 1e-3\n", &path);
@@ -345,7 +318,7 @@ TEST_CASE("config: unknown keys name file, line, key path and a suggestion", "[t
 }
 
 TEST_CASE("config: type mismatches name the expected type and the value", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   std::string path;
   struct Case {
     const char* yaml;  // the bad key is always on line 2
@@ -407,7 +380,7 @@ TEST_CASE("config: type mismatches name the expected type and the value", "[trai
 }
 
 TEST_CASE("config: unknown enum values list the allowed values", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   std::string path;
   struct Case {
     const char* yaml;
@@ -434,7 +407,7 @@ TEST_CASE("config: unknown enum values list the allowed values", "[train][config
 }
 
 TEST_CASE("config: YAML syntax errors, missing files and several documents", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   std::string path;
   SECTION("syntax error with line and column") {
     const std::string msg = file_error(dir, "model:\n  d_model: 64\n  n_head: 4: 5\n", &path);
@@ -447,13 +420,13 @@ TEST_CASE("config: YAML syntax errors, missing files and several documents", "[t
     CHECK_THAT(msg, Contains("YAML syntax error"));
   }
   SECTION("missing file") {
-    const std::string missing = dir.path("does_not_exist.yaml");
+    const std::string missing = dir.file("does_not_exist.yaml");
     const std::string msg = config_error([&] { load_config(missing); });
     CHECK_THAT(msg, Contains(missing));
     CHECK_THAT(msg, Contains("no such file"));
   }
   SECTION("a directory instead of a file") {
-    const std::string msg = config_error([&] { load_config(dir.path("")); });
+    const std::string msg = config_error([&] { load_config(dir.file("")); });
     CHECK_THAT(msg, Contains("directory"));
   }
   SECTION("two YAML documents") {
@@ -464,7 +437,7 @@ TEST_CASE("config: YAML syntax errors, missing files and several documents", "[t
 }
 
 TEST_CASE("config: validation names key paths, values and lines", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   std::string path;
   SECTION("d_model not divisible by n_head") {
     const std::string msg = file_error(dir, "model:\n  d_model: 100\n  n_head: 3\n", &path);
@@ -604,7 +577,7 @@ TEST_CASE("config: each range rule rejects its boundary and accepts the valid si
 }
 
 TEST_CASE("config: --set errors go through the same reader", "[train][config]") {
-  TempDir dir;
+  TempDir dir("config");
   const std::string path = dir.write("run.yaml", "model:\n  n_head: 4\n");
   auto set_error = [&](const std::string& ov) { return config_error([&] { load_config(path, {ov}); }); };
   SECTION("type error") {

@@ -14,10 +14,10 @@
 
 #include "tests/support/corpus_fixture.h"
 #include "tests/support/fixtures.h"
-#include "train/config.h"
+#include "train/config/config.h"
 #include "train/corpus.h"
 #include "train/data.h"
-#include "train/sha256.h"
+#include "train/formats/sha256.h"
 
 using namespace attnlab;
 using namespace attnlab::testing;

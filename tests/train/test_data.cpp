@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "model/rng.h"
+#include "tests/support/fixtures.h"
 #include "train/data.h"
 
 namespace fs = std::filesystem;
 using namespace attnlab;
+using attnlab::testing::TempDir;
 
 namespace {
 
@@ -72,22 +74,6 @@ std::vector<int> parse_triggers(const std::string& desc) {
   return t;
 }
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("attnlab_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
-
 std::string random_bytes(size_t n, uint64_t seed, int max_byte = 255) {
   Rng rng(seed);
   std::string s(n, '\0');
@@ -115,7 +101,7 @@ std::string error_of(const DataConfig& d, const ModelConfig& m) {
 
 TEST_CASE("every source: pure function of (seed, split, index), shift relation, BOS layout, range",
           "[train][data]") {
-  TempDir tmp;
+  TempDir tmp("data");
   const std::string path = tmp.file("corpus.bin");
   write_file(path, random_bytes(4000, 99, 254));  // no byte 255, so vocab 256 + BOS 255 is valid too
 
@@ -313,7 +299,7 @@ TEST_CASE("synthetic tasks with an explicit BOS id skip that id", "[train][data]
 }
 
 TEST_CASE("file source: windows come from their own region", "[train][data]") {
-  TempDir tmp;
+  TempDir tmp("data");
   const std::string path = tmp.file("corpus.bin");
   const std::string bytes = random_bytes(3000, 42);
   write_file(path, bytes);
@@ -357,7 +343,7 @@ TEST_CASE("file source: windows come from their own region", "[train][data]") {
 }
 
 TEST_CASE("file source errors name the file and the problem", "[train][data]") {
-  TempDir tmp;
+  TempDir tmp("data");
   DataConfig d;
   d.source = DataSource::kFile;
   d.val_fraction = 0.1;
@@ -371,7 +357,7 @@ TEST_CASE("file source errors name the file and the problem", "[train][data]") {
     REQUIRE(msg.find(std::strerror(ENOENT)) != std::string::npos);
   }
   SECTION("a directory") {
-    d.path = tmp.dir.string();
+    d.path = tmp.path();
     const std::string msg = error_of(d, m);
     INFO(msg);
     REQUIRE(msg.find(d.path) != std::string::npos);

@@ -15,35 +15,14 @@
 #include <string>
 #include <vector>
 
-#include "train/safetensors.h"
+#include "tests/support/fixtures.h"
+#include "train/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace attnlab;
+using attnlab::testing::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("attnlab_test_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -123,7 +102,7 @@ void require_rejects(const std::string& path, const std::string& what) {
 }  // namespace
 
 TEST_CASE("safetensors round trip keeps dtypes, shapes, bytes and metadata", "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
   const std::string path = tmp.file("rt.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());
@@ -154,7 +133,7 @@ TEST_CASE("safetensors round trip keeps dtypes, shapes, bytes and metadata", "[t
 
 TEST_CASE("safetensors names with quotes, backslashes and unicode survive; empty file is valid",
           "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   const std::string path = tmp.file("names.safetensors");
   const float x = 3.5f;
   const std::string odd = "blocks.0.\"attn\"\\w_q \xE2\x9C\x93 \xF0\x9F\x98\x80 \x7f";
@@ -173,7 +152,7 @@ TEST_CASE("safetensors names with quotes, backslashes and unicode survive; empty
 
 TEST_CASE("safetensors byte layout: length prefix, 8-byte aligned data, entries, contiguous data",
           "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
   const std::string path = tmp.file("layout.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());
@@ -206,7 +185,7 @@ TEST_CASE("safetensors byte layout: length prefix, 8-byte aligned data, entries,
 }
 
 TEST_CASE("safetensors reader accepts what other writers may legally produce", "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
   const std::string path = tmp.file("good.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());
@@ -225,7 +204,7 @@ TEST_CASE("safetensors reader accepts what other writers may legally produce", "
 
 TEST_CASE("safetensors reader rejects corrupt files with a message naming the problem",
           "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
   const std::string path = tmp.file("good.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());
@@ -337,12 +316,12 @@ TEST_CASE("safetensors reader rejects corrupt files with a message naming the pr
   }
   SECTION("not a file") {
     require_rejects(tmp.file("missing.safetensors"), "cannot open");
-    require_rejects(tmp.dir.string(), "not a regular file");
+    require_rejects(tmp.path(), "not a regular file");
   }
 }
 
 TEST_CASE("safetensors reader never crashes on truncated or bit-flipped files", "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
   const std::string path = tmp.file("good.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());
@@ -372,7 +351,7 @@ TEST_CASE("safetensors reader never crashes on truncated or bit-flipped files", 
 }
 
 TEST_CASE("safetensors writes are atomic", "[train][safetensors]") {
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
 
   SECTION("a write into a missing directory fails and leaves nothing behind") {
@@ -446,7 +425,7 @@ TEST_CASE("safetensors files parse with an independent Python (struct + json + n
     WARN("python3 with numpy not found; skipping the cross-check");
     return;
   }
-  TempDir tmp;
+  TempDir tmp("safetensors");
   Fixture fx;
   const std::string path = tmp.file("py.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());

@@ -1,4 +1,4 @@
-#include "train/run_files.h"
+#include "train/formats/run_files.h"
 
 #include <omp.h>
 #include <sys/utsname.h>
@@ -13,7 +13,8 @@
 #include <regex>
 #include <sstream>
 
-#include "train/safetensors.h"
+#include "train/formats/json.h"
+#include "train/formats/safetensors.h"
 
 #ifndef ATTNLAB_GIT_COMMIT
 #define ATTNLAB_GIT_COMMIT "unknown"
@@ -23,36 +24,7 @@ namespace fs = std::filesystem;
 
 namespace attnlab {
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out;
-}
-
 namespace {
-
-std::string num(double v) {
-  if (!std::isfinite(v)) return std::isnan(v) ? "\"nan\"" : (v > 0 ? "\"inf\"" : "\"-inf\"");
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
-}
 
 void write_text(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
@@ -190,11 +162,11 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
 void RunFiles::metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
                             double ms, bool z_loss_on, double z_loss) {
   last_loss_ = loss;
-  const std::string z = z_loss_on ? ",\"z_loss\":" + num(z_loss) : "";
+  const std::string z = z_loss_on ? ",\"z_loss\":" + json_number(z_loss) : "";
   std::fprintf(metrics_,
                "{\"step\":%lld,\"kind\":\"train\",\"loss\":%s%s,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,"
                "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f}\n",
-               (long long)step, num(loss).c_str(), z.c_str(), num(lr).c_str(), num(grad_norm).c_str(),
+               (long long)step, json_number(loss).c_str(), z.c_str(), json_number(lr).c_str(), json_number(grad_norm).c_str(),
                clipped ? "true" : "false", tok_s, ms);
   std::fflush(metrics_);
   std::fflush(csv_);
@@ -202,13 +174,13 @@ void RunFiles::metric_train(int64_t step, double loss, float lr, double grad_nor
 
 void RunFiles::metric_eval(int64_t step, double val_loss) {
   last_val_ = val_loss;
-  std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",\"val_loss\":%s}\n", (long long)step, num(val_loss).c_str());
+  std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",\"val_loss\":%s}\n", (long long)step, json_number(val_loss).c_str());
   std::fflush(metrics_);
 }
 
 void RunFiles::write(const MetricRecord& r) {
   const char* kind = r.kind == MetricKind::kProbe ? "probe" : "step";
-  const std::string v = num(r.value);
+  const std::string v = json_number(r.value);
   std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"%s\",\"metric\":\"%s\",\"layer\":%d,\"head\":%d,\"index\":%d,\"value\":%s}\n",
                (long long)r.step, kind, r.name, int(r.layer), int(r.head), int(r.index), v.c_str());
   const char* nonfinite = std::isnan(r.value) ? "nan" : r.value > 0 ? "inf" : "-inf";  // unquoted in CSV
@@ -221,7 +193,7 @@ void RunFiles::write_event(const Event& e) {
                "{\"step\":%lld,\"kind\":\"%s\",\"layer\":%d,\"head\":%d,\"metric\":\"%s\",\"value\":%s,"
                "\"threshold\":%s,\"message\":\"%s\"}\n",
                (long long)e.step, json_escape(e.kind).c_str(), e.layer, e.head, json_escape(e.metric).c_str(),
-               num(e.value).c_str(), num(e.threshold).c_str(), json_escape(e.message).c_str());
+               json_number(e.value).c_str(), json_number(e.threshold).c_str(), json_escape(e.message).c_str());
   std::fflush(events_);
 }
 
@@ -241,8 +213,8 @@ void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wa
   std::ostringstream os;
   os << "# Run summary\n\n| what | value |\n|---|---|\n"
      << "| steps | " << steps_done << " / " << cfg.train.steps << " |\n"
-     << "| final train loss | " << (last_loss_ == NAN_SENTINEL ? std::string("-") : num(last_loss_)) << " |\n"
-     << "| final val loss | " << (last_val_ == NAN_SENTINEL ? std::string("-") : num(last_val_)) << " |\n"
+     << "| final train loss | " << (last_loss_ == NAN_SENTINEL ? std::string("-") : json_number(last_loss_)) << " |\n"
+     << "| final val loss | " << (last_val_ == NAN_SENTINEL ? std::string("-") : json_number(last_val_)) << " |\n"
      << "| wall time (s, this session) | " << wall_s << " |\n"
      << "| tokens/s (this session) | " << tok_s << " |\n"
      << "| commit | " << ATTNLAB_GIT_COMMIT << " |\n\n"

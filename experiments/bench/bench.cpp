@@ -1,4 +1,4 @@
-#include "train/bench.h"
+#include "experiments/bench/bench.h"
 
 #include <omp.h>
 #include <sys/resource.h>
@@ -15,8 +15,8 @@
 
 #include "model/dnnl_context.h"
 #include "model/matmul.h"
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 #include "train/trainer.h"
 
 namespace attnlab {

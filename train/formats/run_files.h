@@ -1,4 +1,4 @@
-// run_files.h: the files of a run directory (layout documented in run.h and README.md). Every line is
+// run_files.h: the files of a run directory (layout documented in train/run.h and README.md). Every line is
 // flushed when written, so a crash loses at most the step in flight.
 #pragma once
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "instrument/sink.h"
-#include "train/config.h"
+#include "train/config/config.h"
 
 namespace attnlab {
 
@@ -57,7 +57,5 @@ class RunFiles : public MetricSink {
   static constexpr double NAN_SENTINEL = -1.0;  // "not recorded yet" (losses are never negative)
   double last_loss_ = NAN_SENTINEL, last_val_ = NAN_SENTINEL;
 };
-
-std::string json_escape(const std::string& s);
 
 }  // namespace attnlab

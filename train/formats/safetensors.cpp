@@ -2,7 +2,7 @@
 // The reader is schema-directed (it parses exactly the header shape it expects) rather than building a
 // generic JSON tree, so memory stays a small multiple of the file size even for a hostile 100 MB header,
 // and every error can say which tensor and which field is wrong.
-#include "train/safetensors.h"
+#include "train/formats/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "experiments/engine/claims.h"
 #include "tests/support/fixtures.h"
-#include "train/claims.h"
-#include "train/safetensors.h"
+#include "train/formats/safetensors.h"
 
 using namespace attnlab;
 using namespace attnlab::testing;

@@ -1,5 +1,5 @@
 // sha256.cpp: the compression function of FIPS 180-4 §6.2, byte-oriented and portable.
-#include "train/sha256.h"
+#include "train/formats/sha256.h"
 
 #include <cstring>
 

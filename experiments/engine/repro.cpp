@@ -1,29 +1,23 @@
-#include "train/repro.h"
+#include "experiments/engine/repro.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
-#include "train/run_files.h"
-#include "train/safetensors.h"
-#include "train/sweep.h"
+#include "experiments/engine/report.h"
+#include "experiments/engine/sweep.h"
+#include "train/config/yaml_helpers.h"
+#include "train/formats/json.h"
+#include "train/formats/safetensors.h"
 
-#ifndef ATTNLAB_SOURCE_DIR
-#define ATTNLAB_SOURCE_DIR ""
-#endif
 #ifndef ATTNLAB_GIT_COMMIT
 #define ATTNLAB_GIT_COMMIT "unknown"
 #endif
@@ -34,14 +28,12 @@ namespace attnlab {
 
 namespace {
 
-std::string loc(const std::string& source, const YAML::Mark& m) {
-  if (m.is_null() || m.line < 0) return source;
-  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
-[[noreturn]] void fail(const std::string& where, const std::string& what) { throw ConfigError(where + ": " + what); }
-
-bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }
+// The shared YAML helpers (train/config/yaml_helpers.h).
+using yaml::fail;
+using yaml::is_string_tagged;
+using yaml::loc;
+using yaml::parse_int;
+using yaml::parse_number;
 
 std::string scalar(const YAML::Node& v, const std::string& source, const std::string& what) {
   if (!v || !v.IsScalar()) fail(loc(source, v ? v.Mark() : YAML::Mark::null_mark()), what + ": expected a scalar");
@@ -52,23 +44,7 @@ std::string scalar(const YAML::Node& v, const std::string& source, const std::st
 std::string override_text(const YAML::Node& v, const std::string& source, const std::string& what) {
   const std::string s = scalar(v, source, what);
   if (!is_string_tagged(v)) return s;
-  YAML::Emitter e;
-  e << YAML::DoubleQuoted << s;
-  return e.c_str();
-}
-
-bool parse_number(const YAML::Node& v, double* out) {
-  static const std::regex num_re("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), num_re)) return false;
-  *out = std::strtod(v.Scalar().c_str(), nullptr);
-  return true;
-}
-
-bool parse_int(const YAML::Node& v, int64_t* out) {
-  static const std::regex int_re("[-+]?[0-9]+");
-  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), int_re)) return false;
-  *out = std::strtoll(v.Scalar().c_str(), nullptr, 10);
-  return true;
+  return yaml::double_quoted(s);
 }
 
 Selector parse_selector(const YAML::Node& m, const std::string& source, const std::string& what) {
@@ -182,44 +158,14 @@ ClaimSide parse_side(const YAML::Node& v, const std::string& source, const std::
 }
 
 std::vector<std::string> override_list(const YAML::Node& v, const std::string& source, const std::string& what) {
-  std::vector<std::string> out;
-  if (!v || v.IsNull()) return out;
-  if (v.IsMap()) {
-    for (auto it = v.begin(); it != v.end(); ++it)
-      out.push_back(it->first.Scalar() + "=" + override_text(it->second, source, what + "." + it->first.Scalar()));
-    return out;
-  }
-  if (!v.IsSequence()) fail(loc(source, v.Mark()), what + ": expected a list of key=value strings");
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!v[i].IsScalar() || v[i].Scalar().find('=') == std::string::npos)
-      fail(loc(source, v[i].Mark()), what + ": expected key=value (e.g. train.steps=300)");
-    out.push_back(v[i].Scalar());
-  }
-  return out;
-}
-
-std::string self_dir() {
-  char buf[4096] = {0};
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  return n > 0 ? fs::path(std::string(buf, size_t(n))).parent_path().string() : "";
-}
-
-int wait_child(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return 1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return yaml::override_list(v, source, what, "a list of key=value strings",
+                             [&](const YAML::Node& x, const std::string& at) { return override_text(x, source, at); });
 }
 
 }  // namespace
 
 Repro parse_repro(const std::string& yaml_text, const std::string& source, const std::string& dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    fail(loc(source, e.mark), "YAML syntax error: " + e.msg);
-  }
+  YAML::Node root = yaml::load(yaml_text, source);
   if (!root.IsMap()) fail(source, "expected a map with name, title, sources, sweep, budgets, claims");
   Repro r;
   r.file = source;
@@ -323,23 +269,6 @@ Repro load_repro(const std::string& repro_yaml) {
   return parse_repro(text.str(), repro_yaml, fs::path(repro_yaml).parent_path().string());
 }
 
-std::string attnlab_home() {
-  if (const char* env = std::getenv("ATTNLAB_HOME"); env != nullptr && *env != '\0') {
-    if (!fs::is_directory(fs::path(env) / "experiments"))
-      throw IoError(std::string("ATTNLAB_HOME=") + env + " has no experiments/ directory (it should be the attnlab source tree)");
-    return env;
-  }
-  std::vector<std::string> tried;
-  for (const std::string& c : {std::string(ATTNLAB_SOURCE_DIR), self_dir().empty() ? std::string() : self_dir() + "/.."}) {
-    if (c.empty()) continue;
-    if (fs::is_directory(fs::path(c) / "experiments")) return fs::path(c).lexically_normal().string();
-    tried.push_back(c);
-  }
-  std::string msg = "cannot find the attnlab source tree (tried";
-  for (const auto& t : tried) msg += " " + t;
-  throw IoError(msg + "); set ATTNLAB_HOME to it");
-}
-
 std::vector<std::string> list_repros(const std::string& home) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -363,54 +292,6 @@ std::string resolve_repro(const std::string& name) {
   if (names.empty()) msg += "none";
   for (size_t i = 0; i < names.size(); ++i) msg += (i ? ", " : "") + names[i];
   throw ConfigError(msg);
-}
-
-std::vector<std::string> report_command(const std::vector<std::string>& args) {
-  // The report recomputes attention maps with this binary's `grads` (the run's real first batch).
-  if (!std::getenv("ATTNLAB_BIN")) {
-    char self[4096] = {0};
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) setenv("ATTNLAB_BIN", std::string(self, size_t(n)).c_str(), 1);
-  }
-  const char* env_py = std::getenv("ATTNLAB_PYTHON");
-  const std::string python = env_py != nullptr && *env_py != '\0' ? env_py : "/usr/bin/python3";
-  if (access(python.c_str(), X_OK) != 0)
-    throw IoError("attnlab report needs " + python + " (install it: apt-get install python3 python3-matplotlib; or "
-                  "set ATTNLAB_PYTHON to a python3)");
-  const std::string home = attnlab_home();
-  const std::string script = (fs::path(home) / "experiments" / "report" / "report.py").string();
-  if (!fs::is_regular_file(script))
-    throw IoError("attnlab report: the report script " + script + " is missing (set ATTNLAB_HOME to the attnlab "
-                  "source tree)");
-  std::vector<std::string> cmd = {python, script};
-  cmd.insert(cmd.end(), args.begin(), args.end());
-  return cmd;
-}
-
-void exec_report(const std::vector<std::string>& args) {
-  const auto cmd = report_command(args);
-  std::vector<char*> argv;
-  for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  execv(argv[0], argv.data());
-  throw IoError("cannot run " + cmd[0] + ": " + std::strerror(errno));
-}
-
-int run_report(const std::vector<std::string>& args) {
-  const auto cmd = report_command(args);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) throw IoError(std::string("cannot start the report: ") + std::strerror(errno));
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    std::fprintf(stderr, "attnlab: cannot run %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
-  }
-  return wait_child(pid);
 }
 
 int run_repro(const ReproCommand& cmd) {

@@ -1,10 +1,11 @@
-// config.cpp: YAML -> RunConfig, the only translation unit that includes yaml-cpp.
+// config.cpp: YAML -> RunConfig, the only translation unit that decodes a run config (the YAML helpers it shares
+// with the sweep and repro readers are in train/config/yaml_helpers.h).
 //
 // One table (fields()) lists every key once: its section, its name and how to read and print it. The
 // file reader, the --set reader, the unknown-key suggestions and dump_config all walk that table, so they
 // cannot disagree. Scalars are decoded here (not with YAML::Node::as<T>) to be strict in YAML 1.2 core
 // schema terms: 2.5 is not an int, "4" (quoted) is a string, yes/no are not booleans, -1 is not unsigned.
-#include "train/config.h"
+#include "train/config/config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -25,8 +26,17 @@
 #include <type_traits>
 #include <vector>
 
+#include "train/config/yaml_helpers.h"
+
 namespace attnlab {
 namespace {
+
+// The shared YAML helpers (train/config/yaml_helpers.h).
+using yaml::is_float_text;
+using yaml::is_nonfinite_text;
+using yaml::is_string_tagged;
+using yaml::parse_int_text;
+using yaml::trim;
 
 // ---------------------------------------------------------------------------------------------------
 // Locations and the side table of where each key was set
@@ -264,8 +274,6 @@ std::string format_value(E v) {
 // Reading scalars
 
 // A node's kind as a message fragment: "'abc'", "the quoted string \"4\"", "a map", ...
-bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }
-
 std::string describe(const YAML::Node& v) {
   switch (v.Type()) {
     case YAML::NodeType::Null:
@@ -279,52 +287,6 @@ std::string describe(const YAML::Node& v) {
     default:
       return "nothing";
   }
-}
-
-// YAML 1.2 core schema integer: [-+]?[0-9]+. Magnitude is kept unsigned so that 2^64-1 parses;
-// *overflow is set when it does not fit in 64 bits.
-bool parse_int_text(const std::string& s, bool* neg, uint64_t* mag, bool* overflow) {
-  size_t i = 0;
-  *neg = false;
-  *overflow = false;
-  *mag = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) *neg = s[i++] == '-';
-  if (i == s.size()) return false;
-  for (; i < s.size(); ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    const uint64_t d = static_cast<uint64_t>(s[i] - '0');
-    if (*mag > (UINT64_MAX - d) / 10) *overflow = true;
-    else *mag = *mag * 10 + d;
-  }
-  return true;
-}
-
-// YAML 1.2 core schema float, minus .inf/.nan: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?.
-// Integers match too (floats accept ints); 1e-5 is accepted without the YAML 1.1 dot.
-bool is_float_text(const std::string& s) {
-  size_t i = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-  size_t int_digits = 0, frac_digits = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++int_digits;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++frac_digits;
-  }
-  if (int_digits + frac_digits == 0) return false;
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    size_t exp_digits = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++exp_digits;
-    if (exp_digits == 0) return false;
-  }
-  return i == s.size();
-}
-
-bool is_nonfinite_text(const std::string& s) {
-  static const std::set<std::string> kNames = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
-                                               "-.Inf", "-.INF", ".nan", ".NaN", ".NAN"};
-  return kNames.count(s) > 0;
 }
 
 // The scalar text of a plain (unquoted) scalar, or an error naming what was found instead.
@@ -656,13 +618,6 @@ void read_document(const YAML::Node& root, const std::string& source, RunConfig*
       (*origins)[f->path()] = {loc.origin, loc.line};
     }
   }
-}
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  const size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
 }
 
 void apply_override(const std::string& text, RunConfig* cfg, Origins* origins) {

@@ -1,4 +1,4 @@
-#include "train/claims.h"
+#include "experiments/engine/claims.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,88 +10,20 @@
 #include <set>
 #include <sstream>
 
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "train/formats/json.h"
+#include "train/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 
 namespace attnlab {
 
 // ---------------------------------------------------------------------------------------------------
-// metrics.jsonl: flat JSON objects, one per line, written by train/run_files.cpp. A small reader is
-// enough (and fast: a long run has a million lines): string keys; string, number, bool or null values.
+// metrics.jsonl: flat JSON objects, one per line (train/formats/run_files.cpp writes them, FlatJson of
+// train/formats/json.h reads them).
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-struct JsonValue {
-  std::string_view text;  // the string's content (escapes kept) or the literal
-  bool is_string = false;
-};
-
-class FlatJson {
- public:
-  explicit FlatJson(std::string_view s) : s_(s) {}
-
-  // Calls f(key, value) for each member; false on malformed input.
-  template <class F>
-  bool parse(F&& f) {
-    skip_ws();
-    if (!eat('{')) return false;
-    skip_ws();
-    if (eat('}')) return at_end();
-    while (true) {
-      skip_ws();
-      std::string_view key;
-      if (!string(&key)) return false;
-      skip_ws();
-      if (!eat(':')) return false;
-      skip_ws();
-      JsonValue v;
-      if (peek() == '"') {
-        v.is_string = true;
-        if (!string(&v.text)) return false;
-      } else {
-        const size_t b = i_;
-        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ' ' && s_[i_] != '\t') ++i_;
-        v.text = s_.substr(b, i_ - b);
-        if (v.text.empty() || v.text[0] == '{' || v.text[0] == '[') return false;
-      }
-      f(key, v);
-      skip_ws();
-      if (eat(',')) continue;
-      if (eat('}')) return at_end();
-      return false;
-    }
-  }
-
- private:
-  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-  bool eat(char c) {
-    if (peek() != c) return false;
-    ++i_;
-    return true;
-  }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r')) ++i_;
-  }
-  bool at_end() {
-    skip_ws();
-    return i_ == s_.size();
-  }
-  bool string(std::string_view* out) {
-    if (!eat('"')) return false;
-    const size_t b = i_;
-    while (i_ < s_.size() && s_[i_] != '"') i_ += s_[i_] == '\\' ? 2 : 1;
-    if (i_ >= s_.size()) return false;
-    *out = s_.substr(b, i_ - b);
-    ++i_;
-    return true;
-  }
-  std::string_view s_;
-  size_t i_ = 0;
-};
 
 bool parse_double(std::string_view t, bool is_string, double* out) {
   if (is_string || t == "nan" || t == "inf" || t == "-inf") {
@@ -879,13 +811,6 @@ std::string md_cell(const std::string& s) {
     else out += c;
   }
   return out;
-}
-
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "\"" + format_number(v) + "\"";
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
 }
 
 std::string json_side(const SideValue& s) {

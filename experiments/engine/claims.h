@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "train/config.h"
+#include "train/config/config.h"
 
 namespace attnlab {
 

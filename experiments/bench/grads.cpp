@@ -1,4 +1,4 @@
-#include "train/grads.h"
+#include "experiments/bench/grads.h"
 
 #include <omp.h>
 
@@ -9,9 +9,9 @@
 #include "model/dnnl_context.h"
 #include "model/transformer.h"
 #include "train/checkpoint.h"
-#include "train/config.h"
+#include "train/config/config.h"
 #include "train/data.h"
-#include "train/safetensors.h"
+#include "train/formats/safetensors.h"
 
 namespace attnlab {
 

@@ -1,10 +1,10 @@
-#include "train/flight.h"
+#include "train/formats/flight.h"
 
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 
-#include "train/safetensors.h"
+#include "train/formats/safetensors.h"
 
 namespace attnlab {
 

@@ -1,4 +1,4 @@
-#include "train/sweep.h"
+#include "experiments/engine/sweep.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -25,9 +25,11 @@
 #include <sstream>
 #include <thread>
 
-#include "train/claims.h"
-#include "train/run_files.h"
-#include "train/safetensors.h"
+#include "experiments/engine/claims.h"
+#include "train/config/yaml_helpers.h"
+#include "train/formats/json.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 
@@ -38,22 +40,16 @@ namespace {
 // ---------------------------------------------------------------------------------------------------
 // Reading the sweep file
 
-std::string loc(const std::string& source, const YAML::Mark& m) {
-  if (m.is_null() || m.line < 0) return source;
-  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
-[[noreturn]] void fail(const std::string& where, const std::string& what) { throw ConfigError(where + ": " + what); }
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
+// The shared YAML helpers (train/config/yaml_helpers.h).
+using yaml::fail;
+using yaml::is_float_text;
+using yaml::is_int_text;
+using yaml::is_string_tagged;
+using yaml::loc;
+using yaml::parse_number;
+using yaml::trim;
 
 std::string key_of_override(const std::string& ov) { return trim(ov.substr(0, ov.find('='))); }
-
-bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }
 
 // Shortest text that reads back to the same double, e.g. 1.0e-2 -> 0.01.
 std::string shortest(double x) {
@@ -78,19 +74,15 @@ AxisValue scalar_value(const YAML::Node& v, const std::string& where, const std:
   AxisValue out;
   out.where = where;
   if (is_string_tagged(v)) {  // keep the quotes so the config reader still sees a string
-    YAML::Emitter e;
-    e << YAML::DoubleQuoted << s;
-    out.text = e.c_str();
+    out.text = yaml::double_quoted(s);
     out.display = s;
     return out;
   }
   out.text = s;
   out.display = s;
-  static const std::regex int_re("[-+]?[0-9]+");
-  static const std::regex float_re("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (std::regex_match(s, int_re)) {
+  if (is_int_text(s)) {
     out.display = s[0] == '+' ? s.substr(1) : s;
-  } else if (std::regex_match(s, float_re)) {
+  } else if (is_float_text(s)) {
     out.display = shortest(std::strtod(s.c_str(), nullptr));
   } else if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
     out.display = (s[0] == 't' || s[0] == 'T') ? "true" : "false";
@@ -124,10 +116,9 @@ double number_field(const YAML::Node& m, const char* name, const std::string& so
     if (required) fail(loc(source, m.Mark()), what + ": missing '" + name + "'");
     return fallback;
   }
-  static const std::regex num_re("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (!v.IsScalar() || is_string_tagged(v) || !std::regex_match(v.Scalar(), num_re))
-    fail(loc(source, v.Mark()), what + "." + name + ": expected a number");
-  return std::strtod(v.Scalar().c_str(), nullptr);
+  double x = 0;
+  if (!parse_number(v, &x)) fail(loc(source, v.Mark()), what + "." + name + ": expected a number");
+  return x;
 }
 
 AxisGroup range_axis(const std::string& key, const YAML::Node& spec, const std::string& source) {
@@ -164,8 +155,7 @@ AxisGroup range_axis(const std::string& key, const YAML::Node& spec, const std::
     const double clean = std::strtod(buf, nullptr);
     // Integers stay integers so int keys accept them.
     const bool integral = clean == std::floor(clean) && std::fabs(clean) < 1e15 &&
-                          std::regex_match(spec["start"].Scalar(), std::regex("[-+]?[0-9]+")) &&
-                          std::regex_match(spec["stop"].Scalar(), std::regex("[-+]?[0-9]+"));
+                          is_int_text(spec["start"].Scalar()) && is_int_text(spec["stop"].Scalar());
     std::string text = integral ? std::to_string((long long)clean) : shortest(clean);
     if (!integral && text.find_first_of(".e") == std::string::npos) text += ".0";
     g.rows.push_back({AxisValue{text, integral ? text : shortest(clean), loc(source, spec.Mark())}});
@@ -185,22 +175,10 @@ std::string leaf(const std::string& key) {
 }
 
 std::vector<std::string> override_list(const YAML::Node& v, const std::string& source, const std::string& what) {
-  std::vector<std::string> out;
-  if (!v || v.IsNull()) return out;
-  if (v.IsMap()) {
-    for (auto it = v.begin(); it != v.end(); ++it) {
-      const std::string key = it->first.Scalar();
-      out.push_back(key + "=" + scalar_value(it->second, loc(source, it->second.Mark()), what + "." + key).text);
-    }
-    return out;
-  }
-  if (!v.IsSequence()) fail(loc(source, v.Mark()), what + ": expected a list of key=value strings (or a map)");
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!v[i].IsScalar() || v[i].Scalar().find('=') == std::string::npos)
-      fail(loc(source, v[i].Mark()), what + ": expected key=value (e.g. train.steps=300)");
-    out.push_back(v[i].Scalar());
-  }
-  return out;
+  return yaml::override_list(v, source, what, "a list of key=value strings (or a map)",
+                             [&](const YAML::Node& x, const std::string& at) {
+                               return scalar_value(x, loc(source, x.Mark()), at).text;
+                             });
 }
 
 // Prefixes a config error of one point with the sweep file location of the value that caused it.
@@ -239,12 +217,7 @@ std::string run_name(const std::vector<std::pair<std::string, std::string>>& axe
 
 Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const std::string& base_dir,
                   const std::vector<std::string>& extra) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    fail(loc(source, e.mark), "YAML syntax error: " + e.msg);
-  }
+  YAML::Node root = yaml::load(yaml_text, source);
   if (!root.IsMap()) fail(source, "a sweep file is a map with base (or base_config), set, grid, zip, range, seeds");
   Sweep sw;
   sw.source = source;

@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <regex>
 
+#include "experiments/engine/claims.h"
+#include "experiments/engine/sweep.h"
 #include "tests/support/fixtures.h"
-#include "train/claims.h"
-#include "train/run_files.h"
-#include "train/safetensors.h"
-#include "train/sweep.h"
+#include "train/formats/run_files.h"
+#include "train/formats/safetensors.h"
 
 using namespace attnlab;
 using namespace attnlab::testing;
@@ -38,13 +38,6 @@ std::string error_of(const std::string& body) {
     return e.what();
   }
   return "";
-}
-
-std::vector<std::string> train_losses(const std::string& metrics) {
-  std::vector<std::string> out;
-  static const std::regex re("\"kind\":\"train\",\"loss\":([^,]+),");
-  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it) out.push_back((*it)[1]);
-  return out;
 }
 
 }  // namespace

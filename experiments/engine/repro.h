@@ -1,4 +1,4 @@
-// repro.h: `attnlab repro NAME [--budget B]` and `attnlab report ...`.
+// repro.h: `attnlab repro NAME [--budget B]`: a sweep, the claims on its runs, the verdict, the report.
 //
 // A reproduction is a directory experiments/<name>/ holding repro.yaml, a README.md and the configs and
 // sweep file it references. repro.yaml:
@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "train/claims.h"
+#include "experiments/engine/claims.h"
 
 namespace attnlab {
 
@@ -44,9 +44,6 @@ struct Repro {
 Repro load_repro(const std::string& repro_yaml);
 Repro parse_repro(const std::string& yaml_text, const std::string& source, const std::string& dir);
 
-// The attnlab source tree: $ATTNLAB_HOME if set, else the source directory compiled in, else the
-// directory above the executable. Throws IoError when none has an experiments/ directory.
-std::string attnlab_home();
 // The names of the reproductions under <home>/experiments (directories with a repro.yaml), sorted.
 std::vector<std::string> list_repros(const std::string& home);
 // NAME (under <home>/experiments), a directory holding repro.yaml, or a repro.yaml path -> the file.
@@ -63,13 +60,5 @@ struct ReproCommand {
   bool report = true;   // render the report after the claims
 };
 int run_repro(const ReproCommand& cmd);
-
-// The report command line: <python> <home>/experiments/report/report.py ARGS... ($ATTNLAB_PYTHON or
-// /usr/bin/python3). Throws IoError with what to install or set when python or the script is missing.
-std::vector<std::string> report_command(const std::vector<std::string>& args);
-// Replaces the process with the report (attnlab report); returns only by throwing.
-[[noreturn]] void exec_report(const std::vector<std::string>& args);
-// Runs the report as a child and returns its exit code (attnlab repro).
-int run_report(const std::vector<std::string>& args);
 
 }  // namespace attnlab
