@@ -7,11 +7,11 @@
 #include <vector>
 
 #include "model/transformer.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/model_check.h"
 #include "tests/support/tiny_model.h"
 
 using namespace attnlab;
-using attnlab::testing::gradcheck;
+using attnlab::testing::check_model_gradients;
 using attnlab::testing::make_batch;
 using attnlab::testing::pos_name;
 using attnlab::testing::tiny_model;
@@ -22,23 +22,8 @@ TEST_CASE("whole-model gradient matches finite differences for every pos x mlp x
     for (MlpKind mlp : {MlpKind::kSwiGLU, MlpKind::kGELU}) {
       for (bool tied : {false, true}) {
         const ModelConfig cfg = tiny_model(pos, mlp, tied);
-        const int B = 2;
-        Transformer m(cfg, B, ctx);
-        m.init_params(42);
-        std::vector<int32_t> in, tg;
-        make_batch(B, cfg.seq_len, cfg.vocab, 7, &in, &tg);
-        m.zero_grad();
-        m.forward(in.data(), tg.data());
-        m.backward(1.0f);
-        const std::vector<float> analytic(m.grads(), m.grads() + m.n_params());
-        auto loss = [&] { return m.forward(in.data(), tg.data()); };
-        for (const ParamInfo& p : m.param_table()) {
-          const auto r = gradcheck(m.params() + p.offset, p.size, analytic.data() + p.offset, loss,
-                                   /*max_points=*/24, /*seed=*/p.offset + 1, /*h_rel=*/1e-2);
-          INFO(std::string(pos_name(pos)) + (mlp == MlpKind::kSwiGLU ? " swiglu" : " gelu") +
-               (tied ? " tied " : " untied ") + r.describe(p.name));
-          REQUIRE(r.rel_err < 2e-2);
-        }
+        check_model_gradients(ctx, cfg, std::string(pos_name(pos)) + (mlp == MlpKind::kSwiGLU ? " swiglu" : " gelu") +
+                                            (tied ? " tied" : " untied"));
       }
     }
   }
