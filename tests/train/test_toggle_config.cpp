@@ -1,4 +1,4 @@
-// The model-toggle keys of train/config.cpp (model/TOGGLES.md): each key parses to its field, the resolved
+// The model-toggle keys of train/config/config.cpp (model/TOGGLES.md): each key parses to its field, the resolved
 // config round-trips, invalid values and incompatible combinations are errors that name every key
 // involved, and every example under configs/vscale/ and configs/mitigations/ loads with its toggle on.
 #include <catch2/catch.hpp>
