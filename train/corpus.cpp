@@ -311,19 +311,19 @@ CorpusIndex prepare_corpus(const std::string& package_dir, const std::string& ou
 }
 
 void data_get(const DataGetOptions& opt) {
-  std::vector<const CorpusSpec*> todo;
+  std::vector<const CorpusSpec*> wanted;
   if (opt.names.empty()) {
-    for (const auto& s : corpus_specs()) todo.push_back(&s);
+    for (const auto& s : corpus_specs()) wanted.push_back(&s);
   } else {
     for (const auto& n : opt.names) {
       const CorpusSpec* s = find_spec(n);
       if (s == nullptr) throw DataError("unknown corpus '" + n + "' (known: " + names_list() + ")");
-      todo.push_back(s);
+      wanted.push_back(s);
     }
   }
   const std::string dir = opt.dir.empty() ? default_corpus_dir() : opt.dir;
   std::vector<const CorpusSpec*> missing;
-  for (const CorpusSpec* s : todo) {
+  for (const CorpusSpec* s : wanted) {
     bool valid = false;
     if (!opt.force) {
       try {
