@@ -170,7 +170,12 @@ void Monitor::probe(int64_t step, Transformer& model) {
   model.zero_grad();
   model.forward(probe_in_.data(), probe_tg_.data());
   model.backward(1.0f);
-  scratch_.emit("probe_loss", -1, -1, model.last_ce_loss());
+  // probe_loss is the objective whose gradients the gradient metrics read; with z-loss on, its parts too.
+  scratch_.emit("probe_loss", -1, -1, model.last_ce_loss() + model.last_z_loss());
+  if (model.config().z_loss > 0.0f) {
+    scratch_.emit("probe_loss_ce", -1, -1, model.last_ce_loss());
+    scratch_.emit("probe_loss_z", -1, -1, model.last_z_loss());
+  }
   const ProbeView view{model.config(), model.layout(), probe_in_.data(), probe_tg_.data(), true};
   if (cfg_.attention) attention_metrics(view, scratch_);
   if (cfg_.residual) residual_metrics(view, scratch_);

@@ -168,8 +168,8 @@ int run_train(const TrainCommand& cmd) {
     const double tok_s = double(tokens) / s.seconds;
     tok_s_ema = tok_s_ema == 0.0 ? tok_s : 0.9 * tok_s_ema + 0.1 * tok_s;
     if (step % cfg.train.log_every == 0 || step == cfg.train.steps || !s.finite)
-      files.metric_train(step, s.loss, s.lr, s.grad_norm, s.clipped, tok_s, s.seconds * 1e3, cfg.model.z_loss > 0,
-                         s.z_loss);
+      files.metric_train(step, {s.loss, s.loss_ce, s.loss_z, cfg.model.z_loss > 0}, s.lr, s.grad_norm, s.clipped,
+                         tok_s, s.seconds * 1e3);
     if (!s.finite) {
       std::ostringstream os;
       os << "non-finite " << (std::isfinite(s.loss) ? "gradient norm" : "loss") << " at step " << step
@@ -189,8 +189,9 @@ int run_train(const TrainCommand& cmd) {
       }
     }
     if (cfg.train.eval_every > 0 && (step % cfg.train.eval_every == 0 || step == cfg.train.steps)) {
-      last_val = trainer.evaluate();
-      files.metric_eval(step, last_val);
+      const LossParts v = trainer.evaluate();
+      last_val = v.loss;
+      files.metric_eval(step, {v.loss, v.loss_ce, v.loss_z, cfg.model.z_loss > 0});
     }
     const bool interrupted = g_signal.load() != 0;
     const bool stop = monitor && monitor->stop_requested();

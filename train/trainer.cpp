@@ -39,17 +39,18 @@ StepStats Trainer::step() {
   const int accum = cfg_.train.accum;
   model_.set_step(step_);  // step-dependent toggles: temperature window, σReparam's power iteration
   model_.zero_grad();
-  double loss = 0.0, z_loss = 0.0;
+  double ce = 0.0, z = 0.0;
   for (int micro = 0; micro < accum; ++micro) {
     const uint64_t index = uint64_t(step_) * uint64_t(accum) + uint64_t(micro);
     data_.fill(Split::kTrain, index, cfg_.train.batch, inputs_.data(), targets_.data());
     model_.forward(inputs_.data(), targets_.data());  // the objective: cross-entropy (+ z-loss when on)
-    loss += model_.last_ce_loss();
-    z_loss += model_.last_z_loss();
+    ce += model_.last_ce_loss();
+    z += model_.last_z_loss();
     model_.backward(1.0f / float(accum));
   }
-  s.loss = loss / accum;
-  s.z_loss = z_loss / accum;
+  s.loss_ce = ce / accum;
+  s.loss_z = z / accum;
+  s.loss = s.loss_ce + s.loss_z;
   s.grad_norm = global_grad_norm(model_.grads(), model_.n_params(), norm_scratch_.data());
   s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
   s.lr = lr_at(step_, cfg_.train.steps, cfg_.optim.lr, cfg_.schedule);
@@ -69,14 +70,19 @@ void Trainer::probe_batch(int32_t* inputs, int32_t* targets) const {
   data_.fill(Split::kVal, (uint64_t(1) << 40) + cfg_.instrument.probe_seed, cfg_.train.batch, inputs, targets);
 }
 
-double Trainer::evaluate() {
-  double total = 0.0;
+LossParts Trainer::evaluate() {
+  double ce = 0.0, z = 0.0;
   for (int i = 0; i < cfg_.train.eval_batches; ++i) {
     data_.fill(Split::kVal, uint64_t(i), cfg_.train.batch, inputs_.data(), targets_.data());
     model_.forward(inputs_.data(), targets_.data());
-    total += model_.last_ce_loss();  // cross-entropy only, so runs with and without z-loss compare
+    ce += model_.last_ce_loss();
+    z += model_.last_z_loss();
   }
-  return total / cfg_.train.eval_batches;
+  LossParts r;
+  r.loss_ce = ce / cfg_.train.eval_batches;
+  r.loss_z = z / cfg_.train.eval_batches;
+  r.loss = r.loss_ce + r.loss_z;
+  return r;
 }
 
 }  // namespace attnlab

@@ -16,8 +16,11 @@ namespace attnlab {
 
 struct StepStats {
   int64_t step = 0;        // 0-based index of the step just taken
-  double loss = 0.0;       // mean training cross-entropy over the step's micro-batches
-  double z_loss = 0.0;     // mean z-loss term (0 unless model.z_loss > 0); the objective is loss + z_loss
+  // The objective and its parts, each the mean over the step's micro-batches: loss = loss_ce + loss_z
+  // (exactly, in double). loss_z is 0 unless model.z_loss > 0.
+  double loss = 0.0;
+  double loss_ce = 0.0;    // cross-entropy
+  double loss_z = 0.0;     // z-loss term c·mean(lse²)
   float lr = 0.0f;         // learning rate used
   double grad_norm = 0.0;  // global gradient norm before clipping
   bool clipped = false;    // whether clipping scaled the gradients
@@ -25,12 +28,18 @@ struct StepStats {
   double seconds = 0.0;    // wall time of the step
 };
 
+// A loss and its parts (loss = loss_ce + loss_z exactly); see StepStats.
+struct LossParts {
+  double loss = 0.0, loss_ce = 0.0, loss_z = 0.0;
+};
+
 class Trainer {
  public:
   Trainer(const RunConfig& cfg, DnnlContext& ctx, const Dataset& data);
   StepStats step();
-  // Mean validation loss over train.eval_batches fixed batches (forward only; gradients untouched).
-  double evaluate();
+  // Mean validation loss (the objective, with its parts) over train.eval_batches fixed batches (forward
+  // only; gradients untouched).
+  LossParts evaluate();
 
   // Instrumentation hooks (nullptr = off). The monitor reads; it never changes what the step computes.
   void set_monitor(Monitor* m) { monitor_ = m; }

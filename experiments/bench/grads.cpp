@@ -56,11 +56,19 @@ int run_grads(const GradsCommand& cmd) {
     load_checkpoint(cmd.checkpoint, model, nullptr);
   }
   model.zero_grad();
+  // loss is the objective whose gradients are written (cross-entropy + z-loss when model.z_loss > 0);
+  // with z-loss on, its parts are written too, as loss_ce and loss_z.
   const float loss = float(model.forward(inputs.data(), targets.data()));
+  const float loss_ce = float(model.last_ce_loss()), loss_z = float(model.last_z_loss());
+  const bool parts = cfg.model.z_loss > 0.0f;
   model.backward(1.0f);
 
   std::vector<TensorOut> out;
   out.push_back({"loss", DType::kF32, {}, &loss});
+  if (parts) {
+    out.push_back({"loss_ce", DType::kF32, {}, &loss_ce});
+    out.push_back({"loss_z", DType::kF32, {}, &loss_z});
+  }
   out.push_back({"inputs", DType::kI32, {B, T}, inputs.data()});
   out.push_back({"targets", DType::kI32, {B, T}, targets.data()});
   for (const ParamInfo& p : model.param_table())
@@ -70,8 +78,12 @@ int run_grads(const GradsCommand& cmd) {
   std::map<std::string, std::string> meta = {{"format", "attnlab-grads-1"}, {"config", dump_config(cfg)}};
   if (!cmd.checkpoint.empty()) meta["checkpoint"] = cmd.checkpoint;
   write_safetensors(cmd.out, out, meta);
-  std::fprintf(stderr, "attnlab: loss %.6f; %zu gradients written to %s\n", double(loss),
-               model.param_table().size(), cmd.out.c_str());
+  if (parts)
+    std::fprintf(stderr, "attnlab: loss %.6f (cross-entropy %.6f + z-loss %.6f); %zu gradients written to %s\n",
+                 double(loss), model.last_ce_loss(), model.last_z_loss(), model.param_table().size(), cmd.out.c_str());
+  else
+    std::fprintf(stderr, "attnlab: loss %.6f; %zu gradients written to %s\n", double(loss),
+                 model.param_table().size(), cmd.out.c_str());
   return 0;
 }
 

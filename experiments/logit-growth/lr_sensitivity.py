@@ -3,8 +3,9 @@
 
     LRsens = E_{lr in grid}[ min(loss(lr), loss0) - loss* ],  loss* = min over the grid,  loss0 = loss at init
 
-per arm (model.qk_norm false / true), from the sweep's summary.csv (final validation loss of each run) and
-each run's metrics.jsonl (loss0 = the training loss of step 1, which is computed before the first update).
+per arm (model.qk_norm false / true), from the sweep's summary.csv (the arms) and each run's metrics.jsonl:
+the final validation cross-entropy (`val_loss_ce`; the base config has z-loss on, so `val_loss` would add the
+z term) and loss0 = the training cross-entropy of step 1 (`loss_ce`), computed before the first update.
 The claim evaluator compares single runs, so this sweep-level number is computed here and reported in
 README.md next to the verdict table. Standard library only.
 
@@ -17,13 +18,24 @@ import os
 import sys
 
 
-def first_train_loss(run_dir):
+def cross_entropy(r, name):
+    """The cross-entropy of a train/eval record: NAME_ce when z-loss is on, else NAME (the same quantity)."""
+    return float(r.get(name + "_ce", r[name]))
+
+
+def losses(run_dir):
+    """-> (training cross-entropy of the first train record, final validation cross-entropy or inf)"""
+    first, last = None, math.inf
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         for line in f:
             r = json.loads(line)
-            if r.get("kind") == "train":
-                return float(r["loss"])
-    raise SystemExit(f"{run_dir}: no train record")
+            if r.get("kind") == "train" and first is None:
+                first = cross_entropy(r, "loss")
+            elif r.get("kind") == "eval":
+                last = cross_entropy(r, "val_loss")
+    if first is None:
+        raise SystemExit(f"{run_dir}: no train record")
+    return first, last if math.isfinite(last) else math.inf
 
 
 def main():
@@ -35,9 +47,8 @@ def main():
         for row in csv.DictReader(f):
             if row["status"] != "finished":
                 print(f"warning: {row['name']} is {row['status']}", file=sys.stderr)
-            loss = float(row["val_loss"]) if row["val_loss"] not in ("", "nan") else math.inf
-            arms.setdefault(row["model.qk_norm"], []).append(
-                (float(row["optim.lr"]), loss, first_train_loss(os.path.join(sweep, row["name"]))))
+            loss0, loss = losses(os.path.join(sweep, row["name"]))
+            arms.setdefault(row["model.qk_norm"], []).append((float(row["optim.lr"]), loss, loss0))
     print("| qk_norm | " + " | ".join(f"lr {lr:g}" for lr, _, _ in sorted(next(iter(arms.values())))) +
           " | loss0 | loss* | LRsens |")
     print("|---" * (len(next(iter(arms.values()))) + 4) + "|")

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -202,4 +203,78 @@ TEST_CASE("grads writes the loss, every gradient, the parameters and the batch",
   float loss2 = 0;
   std::memcpy(&loss2, SafetensorsFile(dir.file("g2.safetensors")).tensor("loss").bytes.data(), 4);
   REQUIRE(loss2 == loss);
+}
+
+namespace {
+
+// Every value of `"name":NUMBER` in records of kind `kind` (metrics.jsonl train/eval records), or of the
+// probe metric `name` when kind is "probe"; in file order.
+std::vector<double> record_values(const std::string& metrics, const std::string& kind, const std::string& name) {
+  std::vector<double> out;
+  const std::regex re(kind == "probe" ? "\"kind\":\"probe\",\"metric\":\"" + name + "\",[^\\n]*\"value\":([^,}]+)"
+                                      : "\"kind\":\"" + kind + "\"[^\\n]*\"" + name + "\":([^,}]+)");
+  for (std::sregex_iterator it(metrics.begin(), metrics.end(), re), end; it != end; ++it)
+    out.push_back(std::strtod((*it)[1].str().c_str(), nullptr));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("with z-loss on, loss is cross-entropy + z-loss everywhere it is reported, and the parts add up",
+          "[e2e][cli][z_loss]") {
+  TempDir dir("cli-zloss");
+  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(6));
+  const std::string base =
+      attnlab_binary() + " train " + cfg + " --quiet --set train.log_every=1 --set instrument.probe_at_init=true";
+  const auto z = run_command(base + " --out " + dir.file("z") + " --set model.z_loss=0.05");
+  const auto plain = run_command(base + " --out " + dir.file("plain"));
+  INFO(z.output << plain.output);
+  REQUIRE(z.exit_code == 0);
+  REQUIRE(plain.exit_code == 0);
+  const std::string mz = read_file(dir.file("z") + "/metrics.jsonl");
+  const std::string mp = read_file(dir.file("plain") + "/metrics.jsonl");
+
+  // Train, eval and probe records: loss = loss_ce + loss_z exactly (the same doubles, printed round-trip).
+  for (const auto& [kind, name] : std::vector<std::pair<std::string, std::string>>{
+           {"train", "loss"}, {"eval", "val_loss"}, {"probe", "probe_loss"}}) {
+    INFO(kind << " " << name);
+    const auto total = record_values(mz, kind, name), ce = record_values(mz, kind, name + "_ce"),
+               zt = record_values(mz, kind, name + "_z");
+    REQUIRE(!total.empty());
+    REQUIRE(ce.size() == total.size());
+    REQUIRE(zt.size() == total.size());
+    for (size_t i = 0; i < total.size(); ++i) {
+      REQUIRE(zt[i] > 0.0);
+      REQUIRE(total[i] == ce[i] + zt[i]);
+    }
+    // Without z-loss the parts are not written and the loss is the cross-entropy.
+    REQUIRE(record_values(mp, kind, name + "_ce").empty());
+    REQUIRE(record_values(mp, kind, name).size() == total.size());
+  }
+  // The first step's forward (and the step-0 probe) run on the initial weights, where both runs agree: the
+  // cross-entropy part is the plain run's loss bit for bit, and the z term is c·mean(lse²) ≈ 0.05·ln²(32).
+  REQUIRE(record_values(mz, "train", "loss_ce")[0] == record_values(mp, "train", "loss")[0]);
+  REQUIRE(record_values(mz, "probe", "probe_loss_ce")[0] == record_values(mp, "probe", "probe_loss")[0]);
+  REQUIRE(record_values(mz, "train", "loss_z")[0] == Approx(0.05 * std::pow(std::log(32.0), 2)).epsilon(0.05));
+  // summary.md names both parts.
+  const std::string summary = read_file(dir.file("z") + "/summary.md");
+  REQUIRE(summary.find("(cross-entropy ") != std::string::npos);
+  REQUIRE(summary.find(" + z-loss ") != std::string::npos);
+  REQUIRE(read_file(dir.file("plain") + "/summary.md").find("z-loss") == std::string::npos);
+
+  // attnlab grads: the objective and its parts; the CE part equals the plain model's loss.
+  const auto gz = run_command(attnlab_binary() + " grads " + cfg + " --set model.z_loss=0.05 --out " + dir.file("gz.st"));
+  const auto gp = run_command(attnlab_binary() + " grads " + cfg + " --out " + dir.file("gp.st"));
+  INFO(gz.output);
+  REQUIRE(gz.exit_code == 0);
+  REQUIRE(gp.exit_code == 0);
+  REQUIRE(gz.output.find("(cross-entropy ") != std::string::npos);
+  const auto scalar = [&](const std::string& file, const char* name) {
+    float v = 0;
+    std::memcpy(&v, SafetensorsFile(dir.file(file)).tensor(name).bytes.data(), 4);
+    return v;
+  };
+  REQUIRE(scalar("gz.st", "loss_ce") == scalar("gp.st", "loss"));
+  REQUIRE(scalar("gz.st", "loss") == Approx(double(scalar("gz.st", "loss_ce")) + scalar("gz.st", "loss_z")).epsilon(1e-6));
+  REQUIRE(!SafetensorsFile(dir.file("gp.st")).has("loss_ce"));
 }

@@ -73,9 +73,11 @@ TEST_CASE("instrumentation is passive: every metric on leaves losses and paramet
 
 TEST_CASE("a very high learning rate without QK-norm raises the attention and residual-stream warnings",
           "[e2e][instrument]") {
-  // LR 0.3, no clipping, no weight decay, BOS at position 0: within 300 steps the attention logits grow,
+  // LR 0.3, no clipping, no weight decay, BOS at position 0: within 500 steps the attention logits grow,
   // entropy collapses, token 0 becomes a sink, the residual stream's tokens align and a massive activation
-  // appears (metrics.md §2.1 pilot: the same ingredients at this scale).
+  // appears (metrics.md §2.1 pilot: the same ingredients at this scale). The top-1/median ratio grows
+  // steadily (7 at step 1, ~80 at 300); where it crosses 100 depends on the CPU's rounding (step ~290 on the
+  // AVX-512 AMD reference machine, ~340 on an AVX-512 Intel Xeon), so the run has margin past both.
   RunConfig cfg = tiny_run_config();
   cfg.data.bos = true;
   cfg.optim.lr = 0.3f;
@@ -86,7 +88,7 @@ TEST_CASE("a very high learning rate without QK-norm raises the attention and re
   cfg.instrument.probe_every = 10;
   cfg.instrument.dense_until = 0;
   RunResult r;
-  run(cfg, 300, true, &r);
+  run(cfg, 500, true, &r);
   const auto kinds = event_kinds(r.sink);
   INFO("events: " << [&] { std::string s; for (auto& k : kinds) s += k + " "; return s; }());
   for (const char* k : {"logit_growth", "entropy_collapse", "sink_emergence", "rank_collapse", "massive_activation"}) {
@@ -107,7 +109,7 @@ TEST_CASE("a very high learning rate without QK-norm raises the attention and re
   cfg.optim.lr = 1e-3f;
   cfg.optim.grad_clip = 1.0f;
   RunResult calm;
-  run(cfg, 300, true, &calm);
+  run(cfg, 500, true, &calm);
   const auto calm_kinds = event_kinds(calm.sink);
   INFO("calm events: " << [&] { std::string s; for (auto& k : calm_kinds) s += k + " "; return s; }());
   for (const char* k : {"logit_growth", "entropy_collapse", "rank_collapse", "massive_activation"}) REQUIRE(calm_kinds.count(k) == 0);

@@ -159,22 +159,39 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
   write_text(dir_ + "/run.json", os.str());
 }
 
-void RunFiles::metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
-                            double ms, bool z_loss_on, double z_loss) {
+namespace {
+// `"name":loss` and, with parts, `,"name_ce":ce,"name_z":z`.
+std::string loss_fields(const char* name, const RunFiles::Loss& l) {
+  std::string s = std::string("\"") + name + "\":" + json_number(l.loss);
+  if (l.parts)
+    s += std::string(",\"") + name + "_ce\":" + json_number(l.ce) + ",\"" + name + "_z\":" + json_number(l.z);
+  return s;
+}
+
+std::string loss_cell(const RunFiles::Loss& l, double unset) {
+  if (l.loss == unset) return "-";
+  std::string s = json_number(l.loss);
+  if (l.parts) s += " (cross-entropy " + json_number(l.ce) + " + z-loss " + json_number(l.z) + ")";
+  return s;
+}
+}  // namespace
+
+void RunFiles::metric_train(int64_t step, const Loss& loss, float lr, double grad_norm, bool clipped, double tok_s,
+                            double ms) {
   last_loss_ = loss;
-  const std::string z = z_loss_on ? ",\"z_loss\":" + json_number(z_loss) : "";
   std::fprintf(metrics_,
-               "{\"step\":%lld,\"kind\":\"train\",\"loss\":%s%s,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,"
+               "{\"step\":%lld,\"kind\":\"train\",%s,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,"
                "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f}\n",
-               (long long)step, json_number(loss).c_str(), z.c_str(), json_number(lr).c_str(), json_number(grad_norm).c_str(),
+               (long long)step, loss_fields("loss", loss).c_str(), json_number(lr).c_str(), json_number(grad_norm).c_str(),
                clipped ? "true" : "false", tok_s, ms);
   std::fflush(metrics_);
   std::fflush(csv_);
 }
 
-void RunFiles::metric_eval(int64_t step, double val_loss) {
+void RunFiles::metric_eval(int64_t step, const Loss& val_loss) {
   last_val_ = val_loss;
-  std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",\"val_loss\":%s}\n", (long long)step, json_number(val_loss).c_str());
+  std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",%s}\n", (long long)step,
+               loss_fields("val_loss", val_loss).c_str());
   std::fflush(metrics_);
 }
 
@@ -213,8 +230,8 @@ void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wa
   std::ostringstream os;
   os << "# Run summary\n\n| what | value |\n|---|---|\n"
      << "| steps | " << steps_done << " / " << cfg.train.steps << " |\n"
-     << "| final train loss | " << (last_loss_ == NAN_SENTINEL ? std::string("-") : json_number(last_loss_)) << " |\n"
-     << "| final val loss | " << (last_val_ == NAN_SENTINEL ? std::string("-") : json_number(last_val_)) << " |\n"
+     << "| final train loss | " << loss_cell(last_loss_, NAN_SENTINEL) << " |\n"
+     << "| final val loss | " << loss_cell(last_val_, NAN_SENTINEL) << " |\n"
      << "| wall time (s, this session) | " << wall_s << " |\n"
      << "| tokens/s (this session) | " << tok_s << " |\n"
      << "| commit | " << ATTNLAB_GIT_COMMIT << " |\n\n"

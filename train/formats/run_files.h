@@ -35,10 +35,15 @@ class RunFiles : public MetricSink {
   // Drops metrics and events recorded after `step` (resume), then opens both for appending.
   void truncate_after(int64_t step);
 
-  // z_loss is written only when z_loss_on (model.z_loss > 0), keeping the default schema unchanged.
-  void metric_train(int64_t step, double loss, float lr, double grad_norm, bool clipped, double tok_s,
-                    double ms, bool z_loss_on = false, double z_loss = 0.0);
-  void metric_eval(int64_t step, double val_loss);
+  // `loss` is the objective; with `parts` (model.z_loss > 0) its parts are written too, as loss_ce and
+  // loss_z (eval: val_loss, val_loss_ce, val_loss_z). Without them loss is the cross-entropy and the
+  // default schema is unchanged.
+  struct Loss {
+    double loss = 0.0, ce = 0.0, z = 0.0;
+    bool parts = false;
+  };
+  void metric_train(int64_t step, const Loss& loss, float lr, double grad_norm, bool clipped, double tok_s, double ms);
+  void metric_eval(int64_t step, const Loss& val_loss);
   void event(int64_t step, const std::string& kind, const std::string& message);
   // MetricSink: instrumentation records go to metrics.jsonl and metrics.csv; events to events.jsonl.
   void write(const MetricRecord& r) override;
@@ -55,7 +60,7 @@ class RunFiles : public MetricSink {
   std::FILE* events_ = nullptr;
   std::FILE* csv_ = nullptr;
   static constexpr double NAN_SENTINEL = -1.0;  // "not recorded yet" (losses are never negative)
-  double last_loss_ = NAN_SENTINEL, last_val_ = NAN_SENTINEL;
+  Loss last_loss_{NAN_SENTINEL}, last_val_{NAN_SENTINEL};
 };
 
 }  // namespace attnlab
