@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 
 #include "instrument/attention_stats.h"
 #include "instrument/grad_stats.h"
@@ -43,7 +44,9 @@ Monitor::Monitor(const InstrumentConfig& cfg, const Transformer& model, MetricSi
     before_.reserve(model.n_params());
     before_.allocate();
   }
-  const size_t n = size_t(model.layout().N);
+  // The data tokens of a batch: B × seq_len (with model.sink_token the model runs B × (seq_len + 1)
+  // positions, layout().N, but adds the sink itself).
+  const size_t n = size_t(model.layout().B) * size_t(model.config().seq_len);
   probe_in_.assign(n, 0);
   probe_tg_.assign(n, -1);
 }
@@ -226,9 +229,12 @@ std::vector<double> Monitor::state() const {
 }
 
 void Monitor::set_state(const std::vector<double>& s) {
-  if (s.empty()) return;
+  // state() always writes the length prefix, so an empty or inconsistent state is damage, never "none".
+  if (s.empty()) throw std::invalid_argument("empty (a state always holds at least its length prefix)");
+  if (!(s[0] >= 0.0) || s[0] != std::floor(s[0]) || s[0] + 1.0 > double(s.size()))
+    throw std::invalid_argument("length prefix " + std::to_string(s[0]) + " does not fit the " +
+                                std::to_string(s.size()) + " values");
   const size_t n = size_t(s[0]);
-  if (n + 1 > s.size()) return;
   loss_spikes_.set_state(std::vector<double>(s.begin() + 1, s.begin() + 1 + long(n)));
   grad_spikes_.set_state(std::vector<double>(s.begin() + 1 + long(n), s.end()));
 }

@@ -46,7 +46,7 @@ class Monitor {
   Monitor& operator=(const Monitor&) = delete;
 
   void set_flight_recorder(FlightRecorder* fr) { flight_ = fr; }
-  // The fixed probe batch, [B, T] each (the model's batch size).
+  // The fixed probe batch, [B, seq_len] data tokens each (the model's batch size; what forward reads).
   void set_probe_batch(const int32_t* inputs, const int32_t* targets);
 
   // `step` is the number of the step being taken, counted from 1 (as in metrics.jsonl).
@@ -65,7 +65,7 @@ class Monitor {
 
   // Spike-detector history, for checkpoints (resume continues the z-scores exactly).
   std::vector<double> state() const;
-  void set_state(const std::vector<double>& s);
+  void set_state(const std::vector<double>& s);  // std::invalid_argument when `s` is not a state() output
 
  private:
   void emit_all(int64_t step, MetricKind kind, const MemoryOut& values);

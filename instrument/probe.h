@@ -13,8 +13,8 @@ namespace attnlab {
 struct ProbeView {
   const ModelConfig& cfg;
   const Layout& layout;         // after forward + backward on the batch below
-  const int32_t* inputs;        // [B, T] tokens of that batch
-  const int32_t* targets;       // [B, T]
+  const int32_t* inputs;        // [B, seq_len] data tokens of that batch (no sink token)
+  const int32_t* targets;       // [B, seq_len]
   bool has_grads = true;        // false if only a forward pass was run
 };
 

@@ -102,6 +102,25 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
   return t;
 }
 
+LayoutEstimate estimate_layout(const ModelConfig& cfg, int batch) {
+  const double B = batch, T = cfg.context_len(), N = B * T, d = cfg.d_model, H = cfg.n_head, F = cfg.hidden(),
+               V = cfg.vocab, L = cfg.n_layer;
+  const double in_rows = cfg.mlp == MlpKind::kSwiGLU ? 2.0 * F : F;
+  const double probs = B * H * T * T, Nd = N * d;
+  LayoutEstimate e;
+  const double block_params = 4.0 * d * d + (in_rows + F) * d + 2.0 * d;  // qkv, o, MLP in/down, two norm gains
+  e.params = L * block_params + V * d * (cfg.tied_head ? 1.0 : 2.0) + d;
+  // Per block: 17 [N, d] tensors (with dqkv and qkv at 3 each), probs, the MLP's pre and act, toggles' extras.
+  const double toggles = (cfg.qk_norm ? 2.0 : 0.0) + (cfg.v_scale != VScaleMode::kOff ? 1.0 : 0.0) +
+                         (cfg.norm_position == NormPosition::kPost ? 2.0 : 0.0);
+  const double block_acts = (17.0 + toggles) * Nd + probs + N * (in_rows + F) + 2.0 * N;
+  // Head and shared scratch: logits and their gradient, a second probs (dprobs), the MLP scratch, [N, d]s.
+  const double head = 2.0 * N * V + probs + N * (in_rows + F) + 8.0 * Nd + T * d + 3.0 * N;
+  e.activations = L * block_acts + head;
+  e.sigma = cfg.sigma_reparam ? (L + 1.0) * block_params : 0.0;  // effective weights per block + one ∂L/∂Ŵ
+  return e;
+}
+
 Layout::Layout(const ModelConfig& cfg, int batch)
     : B(batch), T(cfg.context_len()), N(batch * cfg.context_len()), d(cfg.d_model), H(cfg.n_head),
       dh(cfg.d_head()), F(cfg.hidden()), V(cfg.vocab), L(cfg.n_layer) {

@@ -146,6 +146,16 @@ struct HeadParams {
 // Builds the parameter table for a config (names, shapes, offsets); the total is the flat size.
 std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total);
 
+// What a Layout of `cfg` at `batch` would allocate, in floats, computed in double so that absurd sizes
+// cannot overflow: parameters (the same count again for gradients), activations (every saved tensor and
+// the backward scratch: activation_floats()) and σReparam's effective-weight arena. An estimate within a
+// few percent (small per-toggle vectors are left out); the config check uses it to refuse what cannot fit
+// before anything is allocated.
+struct LayoutEstimate {
+  double params = 0.0, activations = 0.0, sigma = 0.0;
+};
+LayoutEstimate estimate_layout(const ModelConfig& cfg, int batch);
+
 class Layout {
  public:
   Layout(const ModelConfig& cfg, int batch);

@@ -81,7 +81,8 @@ void load_tensor(const SafetensorsFile& f, const std::string& name, const ParamI
 
 }  // namespace
 
-int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt, std::vector<double>* monitor_state) {
+int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt, std::vector<double>* monitor_state,
+                        std::string* config_text) {
   SafetensorsFile f(path);
   const auto& meta = f.metadata();
   auto get = [&](const std::string& key) -> std::string {
@@ -125,11 +126,19 @@ int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt,
     monitor_state->clear();
     auto it = meta.find("monitor_state");
     if (it != meta.end()) {
+      // Written only by an instrumented run, and then never empty (its length prefix at least).
+      if (it->second.find_first_not_of(" \t\n") == std::string::npos)
+        throw IoError(path + ": metadata 'monitor_state' is empty (a damaged checkpoint: an instrumented run always "
+                             "writes its spike detectors' state)");
       std::istringstream is(it->second);
       double x;
       while (is >> x) monitor_state->push_back(x);
       if (!is.eof()) throw IoError(path + ": metadata 'monitor_state' is malformed");
     }
+  }
+  if (config_text) {
+    auto it = meta.find("config");
+    *config_text = it == meta.end() ? std::string() : it->second;
   }
   return step;
 }

@@ -30,7 +30,10 @@ void save_checkpoint(const std::string& path, const Transformer& model, const Ad
 // Loads parameters (and the optimizer moments when opt != nullptr) into place. Refuses, with an IoError
 // naming the file and the first mismatch, a checkpoint whose format, model signature, tensor names or
 // shapes differ from `model`, or that is missing optimizer state when opt is given. Returns the step.
+// `monitor_state` receives the instrumentation's saved state (empty when the run that wrote it had none; a
+// present but empty entry is refused as damage); `config_text` the resolved config it was written with
+// (empty for a checkpoint without one).
 int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt,
-                        std::vector<double>* monitor_state = nullptr);
+                        std::vector<double>* monitor_state = nullptr, std::string* config_text = nullptr);
 
 }  // namespace attnlab

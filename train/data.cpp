@@ -11,6 +11,7 @@
 
 #include "model/check.h"
 #include "model/rng.h"
+#include "train/formats/files.h"
 #include "train/formats/sha256.h"
 
 namespace attnlab {
@@ -305,16 +306,11 @@ class FileDataset : public Dataset {
     return "the file needs about " + std::to_string(size_t(est)) + " bytes";
   }
 
+  // A regular file only (a FIFO would block, /dev/zero never end), read up to its size at open.
   void read_all() {
-    FILE* f = std::fopen(path_.c_str(), "rb");
-    if (f == nullptr) throw DataError(path_ + ": cannot open data file: " + std::strerror(errno));
-    unsigned char buf[1 << 16];
-    size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) bytes_.insert(bytes_.end(), buf, buf + got);
-    const bool failed = std::ferror(f) != 0;
-    const int err = errno;
-    std::fclose(f);
-    if (failed) throw DataError(path_ + ": cannot read data file: " + std::strerror(err));
+    std::string text, why;
+    if (!read_regular_file(path_, &text, &why)) throw DataError(path_ + ": cannot read data file: " + why);
+    bytes_.assign(text.begin(), text.end());
   }
 
   std::string path_, sha256_, what_;

@@ -1,6 +1,7 @@
 #include "train/run.h"
 
 #include <omp.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "model/dnnl_context.h"
@@ -75,6 +78,85 @@ void check_same_data(const std::string& run_dir, const Dataset& data) {
                   fi.sha256 + ", run.json records " + recorded);
 }
 
+// --out: a new or empty directory. Anything else (a file, /dev/null, a name the file system refuses) is
+// an input error before any work, never an uncaught file-system exception.
+void check_new_run_dir(const std::string& dir) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw IoError("run directory " + dir + ": " + ec.message() + "; pick another --out");
+  if (!fs::exists(st)) return;  // created once the run starts
+  if (!fs::is_directory(st)) throw IoError("run directory " + dir + " exists and is not a directory; pick another --out");
+  const bool empty = fs::is_empty(dir, ec);
+  if (ec) throw IoError("run directory " + dir + ": " + ec.message() + "; pick another --out");
+  if (!empty)
+    throw IoError("run directory " + dir + " already exists and is not empty; pick another --out, or continue "
+                  "it with: attnlab train --resume " + dir);
+}
+
+// ckpt/step_N.safetensors.tmp.PID files are checkpoint writes that were killed. Removed, unless PID is a
+// live process: then another process may be writing this run right now, and resuming would race it.
+// Returns what was removed (for the resume event).
+std::vector<std::string> remove_stale_temporaries(const std::string& run_dir) {
+  static const std::regex tmp_re("step_[0-9]+\\.safetensors\\.tmp\\.([0-9]{1,10})");
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "ckpt", ec)) {
+    const std::string name = e.path().filename().string();
+    std::smatch m;
+    if (!std::regex_match(name, m, tmp_re)) continue;
+    const long pid = std::stol(m[1].str());
+    if (pid != long(::getpid()) && ::kill(pid_t(pid), 0) == 0 && fs::exists("/proc/" + m[1].str() + "/cmdline")) {
+      std::ifstream cmdline("/proc/" + m[1].str() + "/cmdline");
+      std::string argv0;
+      std::getline(cmdline, argv0, '\0');
+      if (fs::path(argv0).filename().string().find("attnlab") != std::string::npos)
+        throw IoError("--resume " + run_dir + ": " + e.path().string() + " is being written by a running attnlab (pid " +
+                      m[1].str() + "); stop it first");
+    }
+    std::error_code rec;
+    fs::remove(e.path(), rec);
+    if (!rec) removed.push_back(name);
+  }
+  return removed;
+}
+
+// Keys that define a run's trajectory; a checkpoint written with other values of these belongs to
+// another run. train.steps (extending a run), threads, cadences and instrumentation may change on resume.
+bool identity_key(const std::string& path) {
+  for (const char* p : {"model.", "data.", "optim.", "schedule."})
+    if (path.rfind(p, 0) == 0) return true;
+  return path == "train.seed" || path == "train.batch" || path == "train.accum";
+}
+
+// Refuses a checkpoint whose recorded config differs from this run's in an identity key that this command
+// did not change on purpose with --set. Returns notes for the keys that --set did change.
+std::vector<std::string> check_same_run(const std::string& ckpt_path, const std::string& config_text,
+                                        const RunConfig& cfg, const std::vector<std::string>& overrides) {
+  std::vector<std::string> notes;
+  if (config_text.empty()) return notes;  // a checkpoint from before configs were recorded
+  RunConfig theirs;
+  try {
+    theirs = parse_config(config_text, ckpt_path + " (metadata 'config')");
+  } catch (const ConfigError& e) {
+    notes.push_back(std::string("its recorded config could not be compared: ") + e.what());
+    return notes;
+  }
+  std::set<std::string> set_now;
+  for (const auto& ov : overrides) set_now.insert(ov.substr(0, ov.find('=')));
+  std::string foreign;
+  for (const ConfigDifference& d : config_differences(theirs, cfg)) {
+    if (!identity_key(d.path)) continue;
+    const std::string text = d.path + " " + d.a + " (checkpoint) vs " + d.b + " (this run)";
+    if (set_now.count(d.path)) notes.push_back("changed with --set: " + text);
+    else foreign += (foreign.empty() ? "" : "; ") + text;
+  }
+  if (!foreign.empty())
+    throw IoError(ckpt_path + ": written by another run: " + foreign +
+                  ". To continue from it anyway, resume with --set for each of these keys");
+  return notes;
+}
+
 }  // namespace
 
 int run_train(const TrainCommand& cmd) {
@@ -83,19 +165,19 @@ int run_train(const TrainCommand& cmd) {
   std::string run_dir = resuming ? cmd.resume_dir : (cmd.out_dir.empty() ? default_run_dir(cmd.config_path) : cmd.out_dir);
   std::string ckpt_path;
   RunConfig cfg;
+  std::vector<std::string> removed_temporaries;
   if (resuming) {
-    if (!fs::is_directory(run_dir)) throw IoError("--resume " + run_dir + ": no such run directory");
+    std::error_code ec;
+    if (!fs::is_directory(run_dir, ec)) throw IoError("--resume " + run_dir + ": no such run directory");
     const std::string cfg_file = (fs::path(run_dir) / "config.yaml").string();
-    if (!fs::exists(cfg_file)) throw IoError("--resume " + run_dir + ": no config.yaml in it (not a run directory?)");
+    if (!fs::exists(cfg_file, ec)) throw IoError("--resume " + run_dir + ": no config.yaml in it (not a run directory?)");
     cfg = load_config(cfg_file, cmd.overrides);
-    ckpt_path = latest_checkpoint(run_dir);
-    if (ckpt_path.empty())
+    if (list_checkpoints(run_dir).empty())
       throw IoError("--resume " + run_dir + ": no checkpoint in " + run_dir + "/ckpt (nothing to resume from)");
+    removed_temporaries = remove_stale_temporaries(run_dir);
   } else {
     cfg = load_config(cmd.config_path, cmd.overrides);
-    if (fs::exists(run_dir) && !fs::is_empty(run_dir))
-      throw IoError("run directory " + run_dir + " already exists and is not empty; pick another --out, or continue "
-                    "it with: attnlab train --resume " + run_dir);
+    check_new_run_dir(run_dir);
   }
   const auto data = make_dataset(cfg.data, cfg.model, cfg.train.seed);
 
@@ -119,15 +201,44 @@ int run_train(const TrainCommand& cmd) {
 
   int64_t start_step = 0;
   if (resuming) {
+    // The newest checkpoint that loads; those that do not (truncated, corrupt, a FIFO, a step that does not
+    // match the file name) are named and left in place untouched, and the run continues from the one before
+    // (a later save at that step replaces the damaged file atomically).
     std::vector<double> monitor_state;
-    start_step = load_checkpoint(ckpt_path, trainer.model(), &trainer.optim(), &monitor_state);
-    if (monitor) {
+    std::string config_text;
+    std::vector<std::string> skipped;
+    for (const auto& [named_step, path] : list_checkpoints(run_dir)) {
       try {
-        monitor->set_state(monitor_state);
-      } catch (const std::invalid_argument& e) {
-        throw IoError(ckpt_path + ": metadata 'monitor_state' is malformed: " + e.what());
+        const int64_t s = load_checkpoint(path, trainer.model(), &trainer.optim(), &monitor_state, &config_text);
+        if (s != named_step)
+          throw IoError(path + ": metadata 'step' is " + std::to_string(s) + " but the file name says step " +
+                        std::to_string(named_step));
+        if (monitor && !monitor_state.empty()) {
+          try {
+            monitor->set_state(monitor_state);
+          } catch (const std::invalid_argument& e) {
+            throw IoError(path + ": metadata 'monitor_state' is malformed: " + e.what());
+          }
+        }
+        start_step = s;
+        ckpt_path = path;
+        break;
+      } catch (const IoError& e) {
+        skipped.push_back(e.what());
       }
     }
+    if (ckpt_path.empty()) {
+      std::string all;
+      for (const auto& s : skipped) all += "\n  " + s;
+      throw IoError("--resume " + run_dir + ": no checkpoint in " + run_dir + "/ckpt can be resumed from:" + all);
+    }
+    for (const auto& s : skipped)
+      std::fprintf(stderr, "attnlab: skipped a checkpoint that cannot be loaded (left in place): %s\n", s.c_str());
+    const std::vector<std::string> notes = check_same_run(ckpt_path, config_text, cfg, cmd.overrides);
+    for (const auto& n : notes) std::fprintf(stderr, "attnlab: %s: %s\n", ckpt_path.c_str(), n.c_str());
+    if (monitor && monitor_state.empty() && !cmd.quiet)
+      std::fprintf(stderr, "attnlab: %s carries no instrumentation state (written with instrument.enabled: false); "
+                   "the spike detectors start empty\n", ckpt_path.c_str());
     if (start_step > cfg.train.steps)
       throw IoError(ckpt_path + ": checkpoint is at step " + std::to_string(start_step) +
                     ", beyond train.steps=" + std::to_string(cfg.train.steps));
@@ -135,7 +246,10 @@ int run_train(const TrainCommand& cmd) {
     trainer.set_next_step(start_step);
     files.truncate_after(start_step);  // metrics past the checkpoint belong to the lost future
     files.write_config(dump_config(cfg, cmd.overrides));
-    files.event(start_step, "resume", "resumed from " + ckpt_path + " with " + std::to_string(threads) + " threads");
+    std::string what = "resumed from " + ckpt_path + " with " + std::to_string(threads) + " threads";
+    for (const auto& s : skipped) what += "; skipped " + s;
+    for (const auto& n : removed_temporaries) what += "; removed stale " + n;
+    files.event(start_step, "resume", what);
   } else {
     files.create();
     files.write_config(dump_config(cfg, cmd.overrides));

@@ -20,6 +20,8 @@ struct Args {
   std::string next_value(const std::string& flag) {
     if (i + 1 >= v.size()) throw UsageError(flag + " needs a value");
     ++i;
+    // An empty value ("--out ''", an unset shell variable) would silently mean the default.
+    if (v[i].empty()) throw UsageError(flag + " needs a value, got an empty string");
     return v[i];
   }
 };

@@ -3,6 +3,7 @@
 // example a non-finite loss), 2 bad input, 130 interrupted.
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "attnlab: data error: %s\n", e.what());
     return 2;
   } catch (const attnlab::IoError& e) {
+    std::fprintf(stderr, "attnlab: %s\n", e.what());
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the file system refuses (too long, not a directory, no permission) that no reader named
+    // more precisely: still the user's input, so exit 2 with the path.
     std::fprintf(stderr, "attnlab: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -1,5 +1,7 @@
 #include "experiments/engine/claims.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "train/formats/files.h"
 #include "train/formats/json.h"
 #include "train/formats/safetensors.h"
 
@@ -149,6 +152,12 @@ RunMetrics RunMetrics::parse(std::string_view text, const std::string& source,
 RunMetrics RunMetrics::read(const std::string& run_dir, const std::function<bool(std::string_view)>& keep) {
   RunMetrics m;
   m.source_ = (fs::path(run_dir) / "metrics.jsonl").string();
+  std::error_code ec;
+  if (!fs::exists(m.source_, ec)) return m;
+  std::string why;
+  const int fd = open_regular_file(m.source_, &why);  // a FIFO or device in its place must not hang the reader
+  if (fd < 0) throw IoError(m.source_ + ": cannot read: " + why);
+  ::close(fd);
   std::ifstream in(m.source_, std::ios::binary);
   if (!in) return m;
   m.exists_ = true;

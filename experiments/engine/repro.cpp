@@ -15,6 +15,7 @@
 #include "experiments/engine/report.h"
 #include "experiments/engine/sweep.h"
 #include "train/config/yaml_helpers.h"
+#include "train/formats/files.h"
 #include "train/formats/json.h"
 #include "train/formats/safetensors.h"
 
@@ -262,11 +263,10 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
 }
 
 Repro load_repro(const std::string& repro_yaml) {
-  std::ifstream in(repro_yaml, std::ios::binary);
-  if (!in) throw ConfigError(repro_yaml + ": cannot read the reproduction file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_repro(text.str(), repro_yaml, fs::path(repro_yaml).parent_path().string());
+  std::string text, why;
+  if (!read_regular_file(repro_yaml, &text, &why, uint64_t(16) << 20))
+    throw ConfigError(repro_yaml + ": cannot read the reproduction file: " + why);
+  return parse_repro(text, repro_yaml, fs::path(repro_yaml).parent_path().string());
 }
 
 std::vector<std::string> list_repros(const std::string& home) {

@@ -27,6 +27,7 @@
 
 #include "experiments/engine/claims.h"
 #include "train/config/yaml_helpers.h"
+#include "train/formats/files.h"
 #include "train/formats/json.h"
 #include "train/formats/run_files.h"
 #include "train/formats/safetensors.h"
@@ -223,7 +224,10 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
   sw.source = source;
   sw.default_dir = (fs::path("runs") / "sweeps" / fs::path(source).stem()).string();
 
-  static const std::set<std::string> kKeys = {"base", "base_config", "set", "grid", "zip", "range", "seeds"};
+  static const std::set<std::string> kKeys = {"base",  "base_config", "set",       "grid",
+                                              "zip",   "range",       "seeds",     "max_points"};
+  int64_t max_points = kDefaultMaxPoints;
+  std::string max_points_where;
   std::vector<AxisGroup> groups;
   std::map<std::string, std::string> axis_where;  // key -> where first defined
   auto add_group = [&](AxisGroup g, const std::string& where) {
@@ -243,8 +247,14 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
     const std::string key = k.IsScalar() ? k.Scalar() : "";
     const std::string where = loc(source, k.Mark());
     if (!kKeys.count(key))
-      fail(where, "unknown sweep key '" + key + "' (keys: base, base_config, set, grid, zip, range, seeds)");
-    if (key == "base" || key == "base_config") {
+      fail(where, "unknown sweep key '" + key + "' (keys: base, base_config, set, grid, zip, range, seeds, max_points)");
+    if (key == "max_points") {
+      int64_t n = 0;
+      if (!yaml::parse_int(v, &n) || n < 1)
+        fail(loc(source, v.Mark()), "max_points: expected a whole number >= 1 (the most grid points this sweep may have)");
+      max_points = n;
+      max_points_where = loc(source, v.Mark());
+    } else if (key == "base" || key == "base_config") {
       if (!base_key.empty()) fail(where, "give exactly one of base (a file) and base_config (an inline config)");
       base_key = key;
       base_node.reset(v);
@@ -329,6 +339,19 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
   for (const auto& g : groups)
     for (const auto& k : g.keys) sw.axis_keys.push_back(k);
 
+  // The size of the product, before expanding it (each point is a validated config and a run).
+  double n_points = 1.0;
+  std::string sizes;
+  for (const auto& g : groups) {
+    n_points *= double(g.rows.size());
+    sizes += (sizes.empty() ? "" : " × ") + std::to_string(g.rows.size());
+  }
+  if (n_points > double(max_points))
+    fail(max_points_where.empty() ? source : max_points_where,
+         "the sweep has " + (n_points < 1e15 ? std::to_string(int64_t(n_points)) : std::to_string(n_points)) +
+             " points (" + sizes + "), more than max_points = " + std::to_string(max_points) +
+             (max_points_where.empty() ? " (the default; raise it with max_points: N in the sweep file)" : ""));
+
   // Cartesian product over the groups, the first varying slowest.
   std::vector<size_t> idx(groups.size(), 0);
   std::map<std::string, std::string> names;  // name -> first point's values, for duplicates
@@ -369,13 +392,10 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source, const
 }
 
 Sweep load_sweep(const std::string& path, const std::vector<std::string>& extra) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw ConfigError(path + ": cannot read the sweep file: no such file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot read the sweep file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_sweep(text.str(), path, fs::path(path).parent_path().string(), extra);
+  std::string text, why;
+  if (!read_regular_file(path, &text, &why, uint64_t(16) << 20))
+    throw ConfigError(path + ": cannot read the sweep file: " + why);
+  return parse_sweep(text, path, fs::path(path).parent_path().string(), extra);
 }
 
 // ---------------------------------------------------------------------------------------------------

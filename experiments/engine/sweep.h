@@ -42,6 +42,10 @@ struct SweepPoint {
   RunConfig config;
 };
 
+// A sweep file may expand to at most this many points unless it raises max_points (a guard against a
+// grid typo that would expand to millions of runs).
+inline constexpr int64_t kDefaultMaxPoints = 10000;
+
 struct Sweep {
   std::string source;     // the sweep file (for messages)
   std::string base_path;  // base config file, or "" when the base is inline

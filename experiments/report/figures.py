@@ -4,7 +4,13 @@ draw) and never shows it; report.py saves each as PNG and SVG and embeds the PNG
 Sizes are for a two-column paper: COL = one column (3.4 in), FULL = both columns (7.0 in); fonts 7–8 pt.
 """
 import math
+import os
 
+# Matplotlib writes a font cache and config on first use, by default under $HOME/.cache and $HOME/.config;
+# keep them in attnlab's declared cache ($XDG_CACHE_HOME or ~/.cache, then attnlab/), next to the corpora.
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                   os.path.join(os.path.expanduser("~"), ".cache"),
+                                                   "attnlab", "matplotlib"))
 import matplotlib
 
 matplotlib.use("Agg")

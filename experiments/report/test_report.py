@@ -56,8 +56,9 @@ def train(attnlab, out, sets):
         raise SystemExit(f"training failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
 
 
-def report(args, timeout=300):
-    return subprocess.run(["/usr/bin/python3", REPORT] + args, capture_output=True, text=True, timeout=timeout)
+def report(args, timeout=300, env=None):
+    return subprocess.run(["/usr/bin/python3", REPORT] + args, capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def last_train_loss(run):
@@ -384,8 +385,17 @@ def main():
 
         # --- uninstrumented run ---------------------------------------------------------------------
         out2 = os.path.join(td, "off-report")
-        r = report([off, "--out", out2, "--attnlab", args.attnlab])
+        home = os.path.join(td, "home")  # a fresh $HOME: matplotlib's first use, as on a new machine
+        os.makedirs(home)
+        env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+        env["HOME"] = home
+        r = report([off, "--out", out2, "--attnlab", args.attnlab], env=env)
         check(r.returncode == 0, "report on a run with instrumentation off exits 0", r.stderr[-3000:])
+        check(not os.path.exists(os.path.join(home, ".config", "matplotlib"))
+              and not os.path.exists(os.path.join(home, ".cache", "matplotlib"))
+              and os.path.isdir(os.path.join(home, ".cache", "attnlab", "matplotlib")),
+              "matplotlib's cache and config go to ~/.cache/attnlab/matplotlib, not ~/.config or ~/.cache/matplotlib",
+              str([os.path.join(dp, d) for dp, ds, _ in os.walk(home) for d in ds]))
         with open(os.path.join(out2, "index.html"), encoding="utf-8") as f:
             text2 = f.read()
         check_figures(text2, os.path.join(out2, "figures"), ["loss", "attn_off"], "instrumentation off")

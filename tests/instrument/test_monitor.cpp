@@ -1,7 +1,11 @@
 // The Monitor's decisions: cadence, spikes and incidents → events and flight records, resumable state.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -142,4 +146,50 @@ TEST_CASE("spike-detector state round-trips: resumed z-scores equal the uninterr
     REQUIRE(a.records[i].step == b.records[i].step);
     REQUIRE((a.records[i].value == b.records[i].value || (std::isnan(a.records[i].value) && std::isnan(b.records[i].value))));
   }
+}
+
+TEST_CASE("a damaged monitor state is refused, never silently reset", "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  InstrumentConfig cfg;
+  cfg.tensor_stats = false;
+  MemorySink sink;
+  Monitor mon(cfg, m, sink);
+  REQUIRE(!mon.state().empty());                                        // even a fresh monitor has its prefix
+  REQUIRE_THROWS_AS(mon.set_state({}), std::invalid_argument);          // was: silently ignored
+  REQUIRE_THROWS_AS(mon.set_state({5.0, 1.0}), std::invalid_argument);  // prefix longer than the values
+  REQUIRE_THROWS_AS(mon.set_state({-1.0}), std::invalid_argument);
+  REQUIRE_NOTHROW(mon.set_state(mon.state()));
+}
+
+TEST_CASE("with a sink token the probe batch is B × seq_len data tokens (no read past the caller's buffer)",
+          "[instrument][monitor]") {
+  ModelConfig c = tiny_model();
+  c.sink_token = true;  // the model runs seq_len + 1 positions; the caller's batch has seq_len
+  DnnlContext ctx;
+  const int B = 2;
+  Transformer m(c, B, ctx);
+  m.init_params(3);
+  InstrumentConfig cfg;
+  cfg.tensor_stats = false;
+  MemorySink sink;
+  Monitor mon(cfg, m, sink);
+  // The caller's buffers end exactly at a page the process may not read: copying B × (seq_len + 1) tokens,
+  // as before the fix, faults here (ASan called it a heap-buffer-overflow).
+  const size_t n = size_t(B) * size_t(c.seq_len), page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t bytes = n * sizeof(int32_t), span = (bytes + page - 1) / page * page;
+  auto* base = static_cast<char*>(mmap(nullptr, 2 * (span + page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(base != MAP_FAILED);
+  REQUIRE(mprotect(base + span, page, PROT_NONE) == 0);
+  REQUIRE(mprotect(base + 2 * span + page, page, PROT_NONE) == 0);
+  auto* in = reinterpret_cast<int32_t*>(base + span - bytes);
+  auto* tg = reinterpret_cast<int32_t*>(base + 2 * span + page - bytes);
+  Rng rng(5);
+  for (size_t i = 0; i < n; ++i) in[i] = int32_t(rng.below(uint64_t(c.vocab))), tg[i] = int32_t(rng.below(uint64_t(c.vocab)));
+  mon.set_probe_batch(in, tg);
+  mon.probe(1, m);
+  bool has_loss = false;
+  for (const auto& r : sink.records) has_loss |= std::string(r.name) == "probe_loss" && std::isfinite(r.value);
+  REQUIRE(has_loss);
+  munmap(base, 2 * (span + page));
 }

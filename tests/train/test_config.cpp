@@ -2,7 +2,10 @@
 // and one check per error class that the message names the file, the key path, the line and the value.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -375,7 +378,8 @@ TEST_CASE("config: type mismatches name the expected type and the value", "[trai
     CHECK(c.model.n_head == 2);
     CHECK(c.model.init_std == 0.5f);
     CHECK(c.optim.lr == 2.5e-3f);
-    CHECK(parse_config("model: {vocab: 2147483647, n_head: 1, d_model: 2}\n", "ok.yaml").model.vocab == INT32_MAX);
+    // (A vocabulary of 2^31 - 1 no longer fits in memory; the largest int still parses as one.)
+    CHECK(parse_config("train: {steps: 2147483647}\n", "ok.yaml").train.steps == INT32_MAX);
   }
 }
 
@@ -516,11 +520,11 @@ TEST_CASE("config: each range rule rejects its boundary and accepts the valid si
     const char* key;  // the key path the message must name
   };
   const std::vector<Case> bad = {
-      {{"model.vocab=0"}, "model.vocab"},
+      {{"model.vocab=1"}, "model.vocab"},
       {{"model.d_model=0"}, "model.d_model"},
       {{"model.n_layer=0"}, "model.n_layer"},
       {{"model.n_head=0"}, "model.n_head"},
-      {{"model.seq_len=0"}, "model.seq_len"},
+      {{"model.seq_len=1"}, "model.seq_len"},
       {{"model.mlp_hidden=-1"}, "model.mlp_hidden"},
       {{"model.norm_eps=0"}, "model.norm_eps"},
       {{"model.init_std=-0.02"}, "model.init_std"},
@@ -551,6 +555,15 @@ TEST_CASE("config: each range rule rejects its boundary and accepts the valid si
       {{"train.eval_batches=0"}, "train.eval_batches"},
       {{"train.log_every=0"}, "train.log_every"},
       {{"train.checkpoint_every=-1"}, "train.checkpoint_every"},
+      {{"train.accum=65537"}, "train.accum"},
+      {{"train.eval_batches=65537"}, "train.eval_batches"},
+      {{"instrument.warn_spike_z=1e75"}, "instrument.warn_spike_z"},
+      {{"instrument.warn_logit=1e39"}, "instrument.warn_logit"},
+      {{"instrument.warn_tok_cos=1e75"}, "instrument.warn_tok_cos"},
+      {{"instrument.warn_tok_cos=1.01"}, "instrument.warn_tok_cos"},
+      {{"instrument.warn_entropy=1.5"}, "instrument.warn_entropy"},
+      {{"instrument.warn_sink=2"}, "instrument.warn_sink"},
+      {{"train.batch=1073741824", "model.seq_len=2"}, "train.batch"},
   };
   for (const Case& c : bad) {
     INFO("--set " << c.set.back());
@@ -569,6 +582,9 @@ TEST_CASE("config: each range rule rejects its boundary and accepts the valid si
       {"train.eval_every=0", "train.eval_batches=0", "train.threads=0", "train.checkpoint_every=0"},
       {"model.rope_base=1.5", "model.mlp_hidden=1"},
       {"data.bos=true", "data.bos_id=0"},
+      {"model.seq_len=2", "train.accum=65536", "train.eval_batches=65536"},
+      {"instrument.warn_tok_cos=1", "instrument.warn_entropy=1", "instrument.warn_sink=1",
+       "instrument.warn_spike_z=3.0e38"},
   };
   for (const auto& set : good) {
     INFO("--set " << set.front());
@@ -607,6 +623,89 @@ TEST_CASE("config: --set errors go through the same reader", "[train][config]") 
     CHECK_THAT(msg, Contains("model, data, optim, schedule, train"));
     CHECK_THAT(set_error("modle.n_head=4"), Contains("did you mean 'model'?"));
   }
+}
+
+TEST_CASE("config: YAML tags and extra documents are refused, in files and in --set", "[train][config]") {
+  TempDir dir("config");
+  std::string path;
+  for (const char* text : {"train:\n  steps: !!float 3\n", "train:\n  steps: !custom 3\n", "model: !!map {vocab: 32}\n",
+                           "data:\n  source: !!python/name:os.system\n"}) {
+    INFO(text);
+    const std::string msg = file_error(dir, text, &path);
+    CHECK_THAT(msg, Contains("bad.yaml:"));
+    CHECK_THAT(msg, Contains("YAML tag"));
+    CHECK_THAT(msg, Contains("not supported"));
+  }
+  // A string tag is a string, as quotes are.
+  CHECK(load_config(dir.write("ok.yaml", "data:\n  path: !!str 123\n  source: file\nmodel: {vocab: 256}\n")).data.path
+            .find("123") != std::string::npos);
+  const std::string tag = config_error([&] { parse_config("", "v.yaml", {"train.steps=!!float 1"}); });
+  CHECK_THAT(tag, Contains("--set train.steps=!!float 1"));
+  CHECK_THAT(tag, Contains("YAML tag '!!float'"));
+  const std::string docs = config_error([&] { parse_config("", "v.yaml", {"train.steps=2\n---\n3"}); });
+  CHECK_THAT(docs, Contains("train.steps"));
+  CHECK_THAT(docs, Contains("2 YAML documents"));
+  // An alias bomb: 9 levels of 10 references each would expand to 10^9 nodes.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) bomb += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  const std::string b = file_error(dir, bomb, &path);
+  CHECK_THAT(b, Contains("alias"));
+}
+
+TEST_CASE("config: strings must be UTF-8 (they are written into run.json and checkpoints)", "[train][config]") {
+  const std::string msg = config_error([&] { parse_config("", "v.yaml", {"data.path=/tmp/\xff\xfe.txt"}); });
+  CHECK_THAT(msg, Contains("data.path"));
+  CHECK_THAT(msg, Contains("not valid UTF-8"));
+  CHECK_NOTHROW(parse_config("", "v.yaml", {"data.path=/tmp/\xc3\xa9t\xc3\xa9.txt", "data.source=file", "model.vocab=256"}));
+}
+
+TEST_CASE("config: sizes that cannot fit are refused before anything is allocated, naming the keys",
+          "[train][config]") {
+  const std::string mem = config_error([&] { parse_config("", "v.yaml", {"model.d_model=1048576", "model.n_head=1"}); });
+  CHECK_THAT(mem, Contains("does not fit in memory"));
+  CHECK_THAT(mem, Contains("TiB"));
+  CHECK_THAT(mem, Contains("model.d_model=1048576"));
+  CHECK_THAT(mem, Contains("--set model.d_model=1048576"));
+  const std::string layers = config_error([&] { parse_config("", "v.yaml", {"model.n_layer=2147483647"}); });
+  CHECK_THAT(layers, Contains("does not fit in memory"));
+  CHECK_THAT(layers, Contains("model.n_layer=2147483647"));
+  const std::string rows = config_error([&] { parse_config("", "v.yaml", {"train.batch=2147483647"}); });
+  CHECK_THAT(rows, Contains("train.batch=2147483647"));
+  CHECK_THAT(rows, Contains("row count limit"));
+  const std::string sink = config_error([&] {
+    parse_config("", "v.yaml", {"train.batch=33554432", "model.seq_len=64", "model.sink_token=true"});
+  });
+  CHECK_THAT(sink, Contains("model.sink_token=true"));
+  // The default model is nowhere near.
+  CHECK_NOTHROW(parse_config("", "v.yaml"));
+}
+
+TEST_CASE("config: a huge misspelled value costs no more than a short one", "[train][config]") {
+  TempDir dir("config");
+  std::string path;
+  const std::string huge(4 << 20, 'y');
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string msg = file_error(dir, "data: {source: bigram_backcop" + huge + "}\n", &path);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_THAT(msg, Contains("unknown value"));
+  CHECK(msg.size() < 1000);  // the value is cut in the message
+  CHECK(s < 5.0);            // was quadratic in the value's length (16 s and bad_alloc at 50 MB)
+  // A file far larger than any config is refused unread.
+  const std::string big = dir.write("big.yaml", std::string((16 << 20) + 1, '#'));
+  CHECK_THAT(config_error([&] { load_config(big); }), Contains("more than the"));
+}
+
+TEST_CASE("config: a FIFO or a device is refused without blocking", "[train][config]") {
+  TempDir dir("config");
+  const std::string fifo = dir.file("cfg.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THAT(config_error([&] { load_config(fifo); }), Contains("FIFO"));  // hung forever before
+  CHECK_THAT(config_error([&] { load_config("/dev/zero"); }), Contains("character device"));
+  CHECK_THAT(config_error([&] { load_config(dir.path()); }), Contains("directory"));
 }
 
 }  // namespace

@@ -26,6 +26,10 @@
 #include <type_traits>
 #include <vector>
 
+#include <unistd.h>
+
+#include "model/layout.h"
+#include "train/formats/files.h"
 #include "train/config/yaml_helpers.h"
 
 namespace attnlab {
@@ -95,20 +99,23 @@ std::string quote(const std::string& s) {
 }
 
 // Optimal-string-alignment distance: Levenshtein plus adjacent transpositions ("n_haed" -> "n_head" is 1).
+// Three rolling rows: O(|b|) memory. The distance is at least the length difference, so callers skip
+// pairs whose lengths differ by more than they care about (a 50 MB typo costs nothing).
 int edit_distance(const std::string& a, const std::string& b) {
   const size_t n = a.size(), m = b.size();
-  std::vector<std::vector<int>> d(n + 1, std::vector<int>(m + 1));
-  for (size_t i = 0; i <= n; ++i) d[i][0] = static_cast<int>(i);
-  for (size_t j = 0; j <= m; ++j) d[0][j] = static_cast<int>(j);
+  std::vector<int> prev2(m + 1), prev(m + 1), cur(m + 1);
+  for (size_t j = 0; j <= m; ++j) prev[j] = static_cast<int>(j);
   for (size_t i = 1; i <= n; ++i) {
+    cur[0] = static_cast<int>(i);
     for (size_t j = 1; j <= m; ++j) {
       const int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
     }
+    std::swap(prev2, prev);
+    std::swap(prev, cur);
   }
-  return d[n][m];
+  return prev[m];
 }
 
 // Candidates close to `typed`: the nearest ones within a small edit distance (case-insensitive), else
@@ -117,12 +124,16 @@ int edit_distance(const std::string& a, const std::string& b) {
 std::vector<std::string> suggest(const std::string& typed, const std::vector<std::string>& candidates) {
   const std::string t = lower(typed);
   const int limit = t.size() <= 3 ? 1 : 2;
+  const auto distance = [&](const std::string& c) {  // exact up to `limit`; anything farther is limit + 1
+    const size_t gap = t.size() > c.size() ? t.size() - c.size() : c.size() - t.size();
+    return gap > size_t(limit) ? limit + 1 : edit_distance(t, lower(c));
+  };
   int best = INT_MAX;
-  for (const auto& c : candidates) best = std::min(best, edit_distance(t, lower(c)));
+  for (const auto& c : candidates) best = std::min(best, distance(c));
   std::vector<std::string> out;
   if (best <= limit) {
     for (const auto& c : candidates)
-      if (edit_distance(t, lower(c)) == best) out.push_back(c);
+      if (distance(c) == best) out.push_back(c);
     return out;
   }
   if (t.size() >= 3) {
@@ -372,6 +383,10 @@ void read_value(const YAML::Node& v, const std::string& path, const Loc& loc, st
     std::string hint = v.IsNull() ? " (write \"\" for an empty string)" : "";
     fail(loc, path, "expected a string, got " + describe(v) + hint);
   }
+  const size_t bad = find_invalid_utf8(v.Scalar());
+  if (bad != std::string::npos)
+    fail(loc, path, "the string is not valid UTF-8 (byte " + std::to_string(bad) +
+                        "); run directories and checkpoints record it as text");
   *out = v.Scalar();
 }
 
@@ -641,12 +656,17 @@ void apply_override(const std::string& text, RunConfig* cfg, Origins* origins) {
     fail(loc, "", quote(path) + " is nested too deeply; keys are section.key (e.g. model.n_head)");
   const Field* f = find_field(section, key);
   if (f == nullptr) fail_unknown_key(loc, section, key, true);
-  YAML::Node node;
+  std::vector<YAML::Node> docs;
   try {
-    node = YAML::Load(value);
+    docs = YAML::LoadAll(value);
   } catch (const YAML::Exception& e) {
     fail(loc, path, "cannot parse the value " + quote(value) + " as YAML: " + e.msg);
   }
+  if (docs.size() > 1)
+    fail(loc, path, "the value " + quote(value) + " holds " + std::to_string(docs.size()) +
+                        " YAML documents (separated by '---'); a value is one");
+  const YAML::Node node = docs.empty() ? YAML::Node() : docs[0];
+  yaml::check_plain(node, where);
   f->read(node, path, loc, *cfg);
   (*origins)[path] = {loc.origin, 0};
 }
@@ -755,13 +775,45 @@ void validate_toggles(Problems& p, const RunConfig& c) {
   if (!(std::isfinite(m.residual_scale) && m.residual_scale >= 0.0f))
     p.add({"model.residual_scale"}, kv("model.residual_scale", m.residual_scale) +
                                         " must be >= 0 (α in x + α·f(N(x)); 1 is the plain model, 0 makes every block the identity)");
-  // Sink token: the model processes seq_len + 1 positions per sequence; B·(seq_len + 1) rows must fit.
-  if (m.sink_token && m.seq_len >= 1 && c.train.batch >= 1 &&
-      int64_t(c.train.batch) * (int64_t(m.seq_len) + 1) > int64_t(INT_MAX))
-    p.add({"model.sink_token", "model.seq_len", "train.batch"},
-          "model.sink_token=true makes the context model.seq_len + 1 = " + std::to_string(int64_t(m.seq_len) + 1) +
-              " positions, and " + kv("train.batch", c.train.batch) + " × that no longer fits the row count limit " +
-              std::to_string(INT_MAX));
+}
+
+// Sizes: the row count B·T must fit the kernels' 32-bit row index, and the whole model (parameters,
+// gradients, AdamW's two moments, activations) must fit this machine's memory — refused here, naming the
+// keys, before anything is allocated.
+void validate_sizes(Problems& p, const RunConfig& c) {
+  const ModelConfig& m = c.model;
+  if (m.seq_len < 2 || c.train.batch < 1 || m.d_model < 1 || m.n_head < 1 || m.n_layer < 1 || m.vocab < 2) return;
+  const int64_t ctx = int64_t(m.seq_len) + (m.sink_token ? 1 : 0);
+  if (int64_t(c.train.batch) * ctx > int64_t(INT_MAX)) {
+    if (m.sink_token)
+      p.add({"train.batch", "model.seq_len", "model.sink_token"},
+            "model.sink_token=true makes the context model.seq_len + 1 = " + std::to_string(ctx) + " positions, and " +
+                kv("train.batch", c.train.batch) + " × that no longer fits the row count limit " + std::to_string(INT_MAX));
+    else
+      p.add({"train.batch", "model.seq_len"}, kv("train.batch", c.train.batch) + " × " + kv("model.seq_len", m.seq_len) +
+                                                  " rows do not fit the row count limit " + std::to_string(INT_MAX));
+    return;
+  }
+  const LayoutEstimate e = estimate_layout(m, c.train.batch);
+  const double bytes = 4.0 * (4.0 * e.params + e.activations + e.sigma);  // params, grads, AdamW m, v; the rest
+  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (phys > 0 && bytes > phys) {
+    const auto gib = [](double b) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), b >= 1024.0 * (1 << 30) ? "%.3g TiB" : "%.3g GiB",
+                    b >= 1024.0 * (1 << 30) ? b / (1024.0 * (1 << 30)) : b / double(1 << 30));
+      return std::string(buf);
+    };
+    p.add({"model.d_model", "model.n_layer", "model.vocab", "model.mlp_hidden", "model.seq_len", "model.n_head",
+           "train.batch"},
+          "the model does not fit in memory: about " + gib(bytes) + " (parameters, gradients and AdamW state " +
+              gib(16.0 * e.params) + " for ~" + format_float(float(e.params)) + " parameters; activations " +
+              gib(4.0 * e.activations) + " at " + kv("train.batch", c.train.batch) + ", " +
+              kv("model.seq_len", m.seq_len) + ") against this machine's " + gib(phys) + "; " +
+              kv("model.d_model", m.d_model) + ", " + kv("model.n_layer", m.n_layer) + ", " +
+              kv("model.n_head", m.n_head) + ", " + kv("model.vocab", m.vocab) + ", " +
+              kv("model.mlp_hidden", m.mlp_hidden));
+  }
 }
 
 void validate_impl(const RunConfig& c, const Origins* origins, const std::string& source) {
@@ -781,11 +833,11 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   };
 
   // model
-  at_least("model.vocab", m.vocab, 1);
+  at_least("model.vocab", m.vocab, 2, " (a model over one token has nothing to predict)");
   at_least("model.d_model", m.d_model, 1);
   at_least("model.n_layer", m.n_layer, 1);
   at_least("model.n_head", m.n_head, 1);
-  at_least("model.seq_len", m.seq_len, 1);
+  at_least("model.seq_len", m.seq_len, 2, " (attention over a single position has nothing to attend to)");
   at_least("model.mlp_hidden", m.mlp_hidden, 0, " (0 means 4 * model.d_model)");
   if (m.mlp == MlpKind::kNone && m.mlp_hidden != 0)
     p.add({"model.mlp_hidden", "model.mlp"},
@@ -814,6 +866,7 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   real_check("model.norm_eps", m.norm_eps, m.norm_eps > 0.0f, "must be > 0");
   real_check("model.init_std", m.init_std, m.init_std > 0.0f, "must be > 0");
   validate_toggles(p, c);
+  validate_sizes(p, c);
 
   // optim and schedule
   real_check("optim.lr", o.lr, o.lr > 0.0f, "must be > 0");
@@ -888,6 +941,14 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   // train
   at_least("train.batch", t.batch, 1);
   at_least("train.accum", t.accum, 1);
+  // Bounds against typos: past them a step (accum) or an evaluation would run for hours to days.
+  constexpr int kMaxRepeats = 65536;
+  if (t.accum > kMaxRepeats)
+    p.add({"train.accum"}, kv("train.accum", t.accum) + " must be <= " + std::to_string(kMaxRepeats) +
+                               " (micro-batches per step; each step would take that many forward/backward passes)");
+  if (t.eval_batches > kMaxRepeats)
+    p.add({"train.eval_batches"}, kv("train.eval_batches", t.eval_batches) + " must be <= " +
+                                      std::to_string(kMaxRepeats) + " (forward passes per evaluation)");
   at_least("train.steps", t.steps, 1);
   at_least("train.threads", t.threads, 0, " (0 means all cores)");
   at_least("train.eval_every", t.eval_every, 0, " (0 disables evaluation)");
@@ -912,15 +973,19 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     p.add({"instrument.spike_min_history", "instrument.spike_window"},
           kv("instrument.spike_min_history", in.spike_min_history) + " must be <= " +
               kv("instrument.spike_window", in.spike_window));
-  for (const auto& [path, v] : {std::pair<const char*, double>{"instrument.warn_entropy", in.warn_entropy},
-                                {"instrument.warn_logit", in.warn_logit},
+  // Thresholds are documented as floats; those on quantities in [0, 1] (normalised entropy, a cosine, a
+  // probability) must lie there too, or the warning could never fire.
+  const double kFloatMax = double(std::numeric_limits<float>::max());
+  for (const auto& [path, v] : {std::pair<const char*, double>{"instrument.warn_logit", in.warn_logit},
                                 {"instrument.warn_spike_z", in.warn_spike_z},
                                 {"instrument.warn_grad_norm", in.warn_grad_norm},
                                 {"instrument.warn_grad_vanish", in.warn_grad_vanish},
-                                {"instrument.warn_tok_cos", in.warn_tok_cos},
-                                {"instrument.warn_sink", in.warn_sink},
                                 {"instrument.warn_mass_ratio", in.warn_mass_ratio}})
-    real_check(path, v, v >= 0.0, "must be >= 0 (0 disables the warning)");
+    real_check(path, v, v >= 0.0 && v <= kFloatMax, "must be in [0, 3.4e38] (a float; 0 disables the warning)");
+  for (const auto& [path, v] : {std::pair<const char*, double>{"instrument.warn_entropy", in.warn_entropy},
+                                {"instrument.warn_tok_cos", in.warn_tok_cos},
+                                {"instrument.warn_sink", in.warn_sink}})
+    real_check(path, v, v >= 0.0 && v <= 1.0, "must be in [0, 1] (the metric lies there; 0 disables the warning)");
 
   p.throw_if_any();
 }
@@ -962,6 +1027,7 @@ RunConfig parse_config_in(const std::string& yaml_text, const std::string& sourc
   if (docs.size() > 1)
     fail(file_loc(source_name, docs[1].Mark()), "",
          "the file holds " + std::to_string(docs.size()) + " YAML documents (separated by '---'); a config is one");
+  if (docs.size() == 1) yaml::check_plain(docs[0], source_name);
   try {
     if (docs.size() == 1) read_document(docs[0], source_name, &cfg, &origins);
     for (const auto& ov : overrides) apply_override(ov, &cfg, &origins);
@@ -980,22 +1046,31 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& source_n
   return parse_config_in(yaml_text, source_name, overrides, "");
 }
 
+// A config is a few kilobytes; anything past this is not one (and would only cost time to parse).
+constexpr uint64_t kMaxConfigBytes = uint64_t(16) << 20;
+
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw ConfigError(path + ": cannot read the config file: no such file");
-  if (fs::is_directory(path, ec)) throw ConfigError(path + ": cannot read the config file: it is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot read the config file: cannot open it (permissions?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw ConfigError(path + ": cannot read the config file: read error");
+  std::string text, why;
+  if (!read_regular_file(path, &text, &why, kMaxConfigBytes))
+    throw ConfigError(path + ": cannot read the config file: " + why);
   std::error_code aec;
   const std::string base_dir = fs::absolute(fs::path(path), aec).parent_path().string();
-  return parse_config_in(text.str(), path, overrides, aec ? std::string(".") : base_dir);
+  return parse_config_in(text, path, overrides, aec ? std::string(".") : base_dir);
 }
 
 void validate(const RunConfig& cfg) { validate_impl(cfg, nullptr, ""); }
+
+std::vector<ConfigDifference> config_differences(const RunConfig& a, const RunConfig& b) {
+  std::vector<ConfigDifference> out;
+  for (const auto& f : fields()) {
+    std::string x = f.format(a), y = f.format(b);
+    if (x != y) out.push_back({f.path(), std::move(x), std::move(y)});
+  }
+  return out;
+}
 
 std::string dump_config(const RunConfig& cfg, const std::vector<std::string>& overrides) {
   std::string out = "# attnlab resolved configuration: every key, defaults filled in (configs/README.md)\n";

@@ -43,4 +43,11 @@ void validate(const RunConfig& cfg);
 // parse_config to give back the same RunConfig. Overrides are listed in a trailing comment block.
 std::string dump_config(const RunConfig& cfg, const std::vector<std::string>& overrides = {});
 
+// One key whose value differs between two configs: its path ("optim.lr") and both values as dumped.
+struct ConfigDifference {
+  std::string path, a, b;
+};
+// Every key of `a` and `b` whose dumped value differs, in table order.
+std::vector<ConfigDifference> config_differences(const RunConfig& a, const RunConfig& b);
+
 }  // namespace attnlab

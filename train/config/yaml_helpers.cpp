@@ -16,11 +16,45 @@ std::string loc(const std::string& source, const YAML::Mark& m) {
 [[noreturn]] void fail(const std::string& where, const std::string& what) { throw ConfigError(where + ": " + what); }
 
 YAML::Node load(const std::string& text, const std::string& source) {
+  std::vector<YAML::Node> docs;
   try {
-    return YAML::Load(text);
+    docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     fail(loc(source, e.mark), "YAML syntax error: " + e.msg);
   }
+  if (docs.size() > 1)
+    fail(loc(source, docs[1].Mark()),
+         "the file holds " + std::to_string(docs.size()) + " YAML documents (separated by '---'); it must hold one");
+  if (docs.empty()) return YAML::Node();
+  check_plain(docs[0], source);
+  return docs[0];
+}
+
+namespace {
+void check_plain_node(const YAML::Node& n, const std::string& source, int64_t* budget) {
+  if (--*budget < 0)
+    fail(loc(source, n.Mark()), "more than " + std::to_string(kMaxNodes) +
+                                    " YAML nodes (counting every alias expansion); refusing to read it (an alias bomb?)");
+  const std::string& tag = n.Tag();
+  if (!(tag.empty() || tag == "?" || tag == "!" || tag == "tag:yaml.org,2002:str")) {
+    const std::string shown = tag.rfind("tag:yaml.org,2002:", 0) == 0 ? "!!" + tag.substr(18) : tag;
+    fail(loc(source, n.Mark()), "the YAML tag '" + shown +
+                                    "' is not supported: write the plain value (quote it, or use !!str, for a string)");
+  }
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      check_plain_node(it->first, source, budget);
+      check_plain_node(it->second, source, budget);
+    }
+  } else if (n.IsSequence()) {
+    for (auto it = n.begin(); it != n.end(); ++it) check_plain_node(*it, source, budget);
+  }
+}
+}  // namespace
+
+void check_plain(const YAML::Node& root, const std::string& source) {
+  int64_t budget = kMaxNodes;
+  check_plain_node(root, source, &budget);
 }
 
 bool is_string_tagged(const YAML::Node& v) { return v.Tag() == "!" || v.Tag() == "tag:yaml.org,2002:str"; }

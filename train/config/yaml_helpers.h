@@ -15,8 +15,15 @@ namespace attnlab::yaml {
 std::string loc(const std::string& source, const YAML::Mark& m);
 // Throws ConfigError("where: what").
 [[noreturn]] void fail(const std::string& where, const std::string& what);
-// One YAML document from `text`; a syntax error is a ConfigError at its place in `source`.
+// One YAML document from `text`; a syntax error, a second document ('---') or a tag (check_plain) is a
+// ConfigError at its place in `source`.
 YAML::Node load(const std::string& text, const std::string& source);
+// Throws ConfigError at the first node carrying a YAML tag other than a string's (`!`, `!!str`): the readers
+// give tags no meaning, and ignoring one (`!!float 1` read as an integer, `!custom`) would be a silent
+// surprise. Also refuses documents of more than kMaxNodes nodes counting every alias expansion (an alias
+// bomb), before any reader walks them.
+inline constexpr int64_t kMaxNodes = 1000000;
+void check_plain(const YAML::Node& root, const std::string& source);
 
 // A quoted scalar ("4", '4') or one tagged !!str: a string even when it reads as a number.
 bool is_string_tagged(const YAML::Node& v);

@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -82,21 +83,24 @@ void truncate_csv(const std::string& path, int64_t step) {
 
 }  // namespace
 
-std::string latest_checkpoint(const std::string& run_dir) {
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir) {
   const fs::path dir = fs::path(run_dir) / "ckpt";
-  if (!fs::is_directory(dir)) return "";
-  static const std::regex name_re("step_([0-9]+)\\.safetensors");
-  int64_t best = -1;
-  std::string best_path;
-  for (const auto& e : fs::directory_iterator(dir)) {
+  std::error_code ec;
+  std::vector<std::pair<int64_t, std::string>> out;
+  if (!fs::is_directory(dir, ec)) return out;
+  static const std::regex name_re("step_([0-9]{1,18})\\.safetensors");
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, name_re) && std::stoll(m[1].str()) > best) {
-      best = std::stoll(m[1].str());
-      best_path = e.path().string();
-    }
+    if (std::regex_match(name, m, name_re)) out.emplace_back(std::stoll(m[1].str()), e.path().string());
   }
-  return best_path;
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const auto all = list_checkpoints(run_dir);
+  return all.empty() ? std::string() : all.front().second;
 }
 
 RunFiles::RunFiles(std::string dir) : dir_(std::move(dir)) {}

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "instrument/sink.h"
@@ -13,6 +14,8 @@ namespace attnlab {
 
 // Path of the checkpoint with the highest step in DIR/ckpt, or "" if there is none.
 std::string latest_checkpoint(const std::string& run_dir);
+// Every RUN_DIR/ckpt/step_<N>.safetensors as (N, path), newest (largest N) first.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir);
 
 struct DataFileRecord {
   std::string path;

@@ -4,6 +4,8 @@
 // and every error can say which tensor and which field is wrong.
 #include "train/formats/safetensors.h"
 
+#include "train/formats/files.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+
+#include "train/formats/files.h"
 
 namespace attnlab {
 
@@ -86,32 +90,6 @@ std::string quote_name(const std::string& name) {
   append_json_string(q, name.size() > 200 ? name.substr(0, 200) + "..." : name);
   q.front() = q.back() = '\'';
   return q;
-}
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. Returns the offset of the
-// first bad byte, or npos.
-size_t find_invalid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    int len;
-    uint32_t cp, min;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return i;
-    if (i + len > n) return i;
-    for (int k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-    i += len;
-  }
-  return std::string::npos;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
@@ -527,11 +505,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorOut>& te
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   auto fail = [&](const std::string& msg) -> IoError { return IoError(path + ": " + msg); };
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f.fd < 0) throw fail("cannot open: " + errno_str(errno));
+  std::string why;
+  f.fd = open_regular_file(path, &why);  // a FIFO or device is refused without blocking
+  if (f.fd < 0) throw fail("cannot open: " + why);
   struct stat st;
   if (::fstat(f.fd, &st) != 0) throw fail("cannot stat: " + errno_str(errno));
-  if (!S_ISREG(st.st_mode)) throw fail("not a regular file");
   const uint64_t file_size = uint64_t(st.st_size);
 
   if (file_size < 8) {
