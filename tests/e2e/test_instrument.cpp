@@ -71,8 +71,10 @@ TEST_CASE("instrumentation is passive: every metric on leaves losses and paramet
   }
 }
 
+// [golden]: the run is chaotic (LR 0.3), so when each warning fires depends on this build's exact rounding;
+// a sanitized build skips it (tests/CMakeLists.txt).
 TEST_CASE("a very high learning rate without QK-norm raises the attention and residual-stream warnings",
-          "[e2e][instrument]") {
+          "[e2e][instrument][golden]") {
   // LR 0.3, no clipping, no weight decay, BOS at position 0: within 500 steps the attention logits grow,
   // entropy collapses, token 0 becomes a sink, the residual stream's tokens align and a massive activation
   // appears (metrics.md §2.1 pilot: the same ingredients at this scale). The top-1/median ratio grows

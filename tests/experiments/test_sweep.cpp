@@ -3,6 +3,7 @@
 // skipping finished runs).
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <regex>
 
@@ -283,4 +284,24 @@ TEST_CASE("sweep: runs in parallel, reports a failed run, resumes and skips", "[
   const SweepResult d = run_sweep(s, o);
   for (const auto& run : d.runs) REQUIRE_FALSE(run.ran);
   REQUIRE_FALSE(fs::exists(dir.file("dry")));
+}
+
+TEST_CASE("sweep: a grid larger than max_points is refused with its size before it is expanded", "[train][sweep]") {
+  std::string lr = "[", wd = "[";
+  for (int i = 0; i < 101; ++i) lr += (i ? ", " : "") + std::to_string(1e-4 * (i + 1));
+  for (int i = 0; i < 100; ++i) wd += (i ? ", " : "") + std::to_string(1e-3 * i);
+  const std::string grid = "grid:\n  optim.lr: " + lr + "]\n  optim.weight_decay: " + wd + "]\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string msg = error_of(grid + "seeds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n");
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 2.0);  // nothing expanded
+  CHECK_THAT(msg, Catch::Matchers::Contains("101000 points (101 × 100 × 10)"));
+  CHECK_THAT(msg, Catch::Matchers::Contains("max_points = 10000 (the default"));
+  // The limit is the sweep file's to raise or lower.
+  CHECK_THAT(error_of("max_points: 5\ngrid: {optim.lr: [0.001, 0.01, 0.1], model.qk_norm: [false, true]}\n"),
+             Catch::Matchers::Contains("6 points (3 × 2), more than max_points = 5"));
+  CHECK(parse("max_points: 6\ngrid: {optim.lr: [0.001, 0.01, 0.1], model.qk_norm: [false, true]}\n").points.size() == 6);
+  CHECK_THAT(error_of("max_points: 0\n"), Catch::Matchers::Contains("max_points: expected a whole number >= 1"));
+  // One document, no tags, as in configs.
+  CHECK_THAT(error_of("grid: {optim.lr: [0.01]}\n---\nseeds: [1]\n"), Catch::Matchers::Contains("2 YAML documents"));
+  CHECK_THAT(error_of("grid: {optim.lr: !!float [0.01]}\n"), Catch::Matchers::Contains("YAML tag"));
 }

@@ -1,5 +1,6 @@
 // test_safetensors.cpp: round trip, byte layout, every corruption the reader must reject (made by editing
 // the bytes of a good file), atomic writes, and a cross-check against an independent Python reader.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -316,7 +317,11 @@ TEST_CASE("safetensors reader rejects corrupt files with a message naming the pr
   }
   SECTION("not a file") {
     require_rejects(tmp.file("missing.safetensors"), "cannot open");
-    require_rejects(tmp.path(), "not a regular file");
+    require_rejects(tmp.path(), "cannot open: is a directory");
+    const std::string fifo = tmp.file("pipe.safetensors");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    require_rejects(fifo, "cannot open: is a FIFO");  // refused without blocking (was: open hung)
+    require_rejects("/dev/zero", "is a character device");
   }
 }
 
