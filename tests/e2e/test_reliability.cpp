@@ -158,6 +158,17 @@ TEST_CASE("resume continues from the newest checkpoint that is valid and of this
     CHECK_THAT(r.output, Catch::Matchers::Contains("step_00000006.safetensors"));
     resumed_from_3_bitwise(run, r);
   }
+  SECTION("one flipped byte inside the tensor data of the newest checkpoint") {
+    const std::string run = stopped("flip");
+    const std::string ck = run + "/ckpt/step_00000006.safetensors";
+    std::string bytes = read_file(ck);
+    const size_t at = bytes.size() - bytes.size() / 3;  // well inside the data section
+    bytes[at] = char(bytes[at] ^ 0x10);
+    write_bytes(ck, bytes);
+    const auto r = resume(run);
+    CHECK_THAT(r.output, Catch::Matchers::Contains("fails its checksum"));  // was: trained on, exit 0
+    resumed_from_3_bitwise(run, r);
+  }
   SECTION("a checkpoint whose metadata step does not match its name") {
     const std::string run = stopped("renamed");
     fs::remove(run + "/ckpt/step_00000006.safetensors");

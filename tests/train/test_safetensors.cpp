@@ -355,6 +355,56 @@ TEST_CASE("safetensors reader never crashes on truncated or bit-flipped files", 
   REQUIRE(rejected > int(n));  // most flips must be caught
 }
 
+TEST_CASE("safetensors: every tensor is checksummed; any flipped data byte is refused naming the tensor",
+          "[train][safetensors]") {
+  TempDir tmp("safetensors");
+  Fixture fx;
+  const std::string path = tmp.file("good.safetensors");
+  write_safetensors(path, fx.tensors(), fx.metadata());
+  REQUIRE(SafetensorsFile(path).checksummed());
+  const std::string good = read_file(path);
+  const uint64_t n = get_u64_le(good, 0);
+  const std::string bad = tmp.file("bad.safetensors");
+  // Every byte of the data section, one bit at a time: each flip is caught and names its tensor (was:
+  // accepted silently; a one-byte change in a checkpoint trained on from corrupted weights).
+  const std::vector<std::pair<std::string, int64_t>> layout = {{"a", 24}, {"e", 16}, {"b", 16}, {"c", 8}, {"d", 0}, {"u", 24}};
+  int64_t at = int64_t(8 + n);
+  int flips = 0;
+  for (const auto& [name, bytes] : layout) {
+    for (int64_t k = 0; k < bytes; ++k, ++at) {
+      for (unsigned char mask : {0x01, 0x80}) {
+        std::string s = good;
+        s[size_t(at)] = char(s[size_t(at)] ^ mask);
+        write_file(bad, s);
+        INFO("byte " << at << " of tensor " << name);
+        require_rejects(bad, "tensor '" + name + "' fails its checksum");
+        ++flips;
+      }
+    }
+  }
+  REQUIRE(at == int64_t(good.size()));
+  REQUIRE(flips == 2 * 88);
+  // A checksum that names no tensor, or a tensor without one, is refused too; a file with none at all
+  // (another writer) is read unverified.
+  write_file(bad, edit_header(good, "\"crc32.u\"", "\"crc32.z\""));
+  require_rejects(bad, "tensor 'u' has no checksum");
+  std::string none = good;
+  for (const char* t : {"a", "e", "b", "c", "d", "u"}) {
+    const std::string key = std::string("\"crc32.") + t + "\":\"";
+    const uint64_t hn = get_u64_le(none, 0);
+    const std::string h = none.substr(8, hn);
+    const size_t p = h.find(key);
+    REQUIRE(p != std::string::npos);
+    const size_t end = h.find('"', p + key.size()) + 1;
+    const std::string entry = h.substr(p, end - p);
+    none = edit_header(none, (h[end] == ',' ? entry + "," : "," + entry), "");
+  }
+  write_file(bad, none);
+  SafetensorsFile plain(bad);
+  REQUIRE(!plain.checksummed());
+  REQUIRE(plain.metadata() == fx.metadata());
+}
+
 TEST_CASE("safetensors writes are atomic", "[train][safetensors]") {
   TempDir tmp("safetensors");
   Fixture fx;
@@ -435,9 +485,10 @@ TEST_CASE("safetensors files parse with an independent Python (struct + json + n
   const std::string path = tmp.file("py.safetensors");
   write_safetensors(path, fx.tensors(), fx.metadata());
 
-  // The reader the Python ecosystem would write by hand; checksum = sum_i (i+1) * v[i] in row-major order.
+  // The reader the Python ecosystem would write by hand; checksum = sum_i (i+1) * v[i] in row-major order,
+  // and each tensor's crc32.<name> metadata checked with the standard library's zlib.crc32.
   const std::string script = R"PY(
-import json, struct, sys
+import json, struct, sys, zlib
 import numpy as np
 raw = open(sys.argv[1], 'rb').read()
 (n,) = struct.unpack('<Q', raw[:8])
@@ -445,8 +496,11 @@ header = json.loads(raw[8:8 + n].decode('utf-8'))
 data = raw[8 + n:]
 print('align', (8 + n) % 8)
 h = lambda s: s.encode('utf-8').hex() or '-'
-for k, v in sorted(header.pop('__metadata__', {}).items()):
-    print('meta', h(k), h(v))
+meta = header.pop('__metadata__', {})
+crcs = {k[len('crc32.'):]: v for k, v in meta.items() if k.startswith('crc32.')}
+for k, v in sorted(meta.items()):
+    if not k.startswith('crc32.'):
+        print('meta', h(k), h(v))
 types = {'F32': '<f4', 'I32': '<i4', 'I64': '<i8', 'U64': '<u8'}
 for name, t in header.items():
     b, e = t['data_offsets']
@@ -456,7 +510,8 @@ for name, t in header.items():
         cs = repr(float(sum((i + 1) * float(x) for i, x in enumerate(flat))))
     else:
         cs = str(sum((i + 1) * int(x) for i, x in enumerate(flat)))
-    print('tensor', h(name), t['dtype'], 'x'.join(map(str, a.shape)) or '-', cs)
+    crc = 'crc-ok' if crcs.get(name) == '%08x' % (zlib.crc32(data[b:e]) & 0xffffffff) else 'crc-bad'
+    print('tensor', h(name), t['dtype'], 'x'.join(map(str, a.shape)) or '-', crc, cs)
 )PY";
   const std::string script_path = tmp.file("check.py");
   write_file(script_path, script);
@@ -511,7 +566,7 @@ for name, t in header.items():
     std::getline(got, line);
     const char* dt = ts[i].dtype == DType::kF32 ? "F32" : ts[i].dtype == DType::kI32 ? "I32"
                    : ts[i].dtype == DType::kI64 ? "I64" : "U64";
-    const std::string prefix = "tensor " + hex(ts[i].name) + " " + dt + " " + shape_str(ts[i].shape) + " ";
+    const std::string prefix = "tensor " + hex(ts[i].name) + " " + dt + " " + shape_str(ts[i].shape) + " crc-ok ";
     INFO("line: " << line << "\nexpected prefix: " << prefix);
     REQUIRE(line.rfind(prefix, 0) == 0);
     const std::string cs = line.substr(prefix.size());

@@ -7,6 +7,7 @@
 #include "train/formats/files.h"
 
 #include <fcntl.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -426,9 +427,39 @@ int64_t TensorIn::numel() const {
   return n;
 }
 
+namespace {
+
+// CRC-32 (zlib's, the IEEE polynomial: Python's zlib.crc32 gives the same) as 8 lowercase hex digits.
+std::string crc32_hex(const void* data, int64_t n) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (n > 0) {  // zlib takes uInt lengths
+    const uInt chunk = uInt(std::min<int64_t>(n, int64_t(1) << 30));
+    c = crc32(c, p, chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08lx", static_cast<unsigned long>(c & 0xffffffffUL));
+  return buf;
+}
+
+}  // namespace
+
 void write_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& user_metadata) {
   auto fail = [&](const std::string& msg) -> IoError { return IoError(path + ": " + msg); };
+
+  // Every tensor's CRC-32 goes into the metadata as crc32.<name> (kChecksumPrefix), replacing any the
+  // caller passed: readers verify each tensor against it.
+  std::map<std::string, std::string> metadata;
+  for (const auto& [k, v] : user_metadata)
+    if (k.rfind(kChecksumPrefix, 0) != 0) metadata.emplace(k, v);
+  for (const TensorOut& t : tensors) {
+    int64_t nb = 0;
+    if (shape_bytes(t.shape, t.dtype, &nb) && (nb == 0 || t.data != nullptr))
+      metadata[kChecksumPrefix + t.name] = crc32_hex(t.data, nb);
+  }
 
   // Validate the request and build the header before touching the file system.
   std::vector<int64_t> nbytes(tensors.size());
@@ -587,6 +618,27 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                " bytes after the last tensor in the data section (" + std::to_string(data_size) + " bytes)");
   }
 
+  // Checksums (crc32.<name> metadata): none at all is a file from before them or from another writer
+  // (accepted, checksummed() false); otherwise every tensor must have one, every one a tensor.
+  std::map<std::string, std::string> sums;
+  for (auto it = metadata_.begin(); it != metadata_.end();) {
+    if (it->first.rfind(kChecksumPrefix, 0) == 0) {
+      sums.emplace(it->first.substr(kChecksumPrefix.size()), it->second);
+      it = metadata_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  checksummed_ = !sums.empty();
+  if (checksummed_) {
+    for (const ParsedTensor& t : parsed)
+      if (!sums.count(t.name)) throw fail("tensor " + quote_name(t.name) + " has no checksum (metadata crc32." + t.name + ")");
+    for (const auto& [name, hex] : sums) {
+      const bool known = std::any_of(parsed.begin(), parsed.end(), [&](const ParsedTensor& t) { return t.name == name; });
+      if (!known) throw fail("a checksum names tensor " + quote_name(name) + ", which the file does not hold");
+    }
+  }
+
   // Only now, with every size checked against the file, allocate and read.
   for (ParsedTensor& t : parsed) {
     TensorIn in;
@@ -595,6 +647,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     in.bytes.resize(size_t(t.end - t.begin));
     if (!pread_exact(f.fd, in.bytes.data(), in.bytes.size(), data_start + uint64_t(t.begin), path)) {
       throw fail("truncated while reading tensor " + quote_name(t.name) + " (the file shrank?)");
+    }
+    if (checksummed_) {
+      const std::string got = crc32_hex(in.bytes.data(), int64_t(in.bytes.size())), want = sums[t.name];
+      if (got != want)
+        throw fail("tensor " + quote_name(t.name) + " fails its checksum (CRC-32 stored " + want + ", computed " + got +
+                   "): the data is corrupt");
     }
     tensors_.emplace(t.name, std::move(in));
   }

@@ -27,7 +27,13 @@ struct TensorOut {
   const void* data = nullptr;  // shape-product elements of dtype, little-endian (host order on x86)
 };
 
-// Throws IoError naming the path and the failing operation.
+// Per-tensor integrity: every file written carries, for each tensor NAME, the metadata entry
+// "crc32.NAME" = its data's CRC-32 (zlib / IEEE polynomial, 8 lowercase hex digits), and SafetensorsFile
+// refuses a tensor whose bytes do not match, naming the file and the tensor.
+inline const std::string kChecksumPrefix = "crc32.";
+
+// Throws IoError naming the path and the failing operation. Metadata keys starting with kChecksumPrefix
+// are replaced by the computed checksums.
 void write_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
@@ -47,13 +53,18 @@ class SafetensorsFile {
   bool has(const std::string& name) const;
   const TensorIn& tensor(const std::string& name) const;  // throws IoError if absent
   const std::map<std::string, TensorIn>& tensors() const { return tensors_; }
+  // The metadata without the checksum entries (crc32.<name>), which the constructor has verified.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Whether the file carried per-tensor checksums (every file attnlab writes does; a file from another
+  // writer or from before them does not, and is read unverified).
+  bool checksummed() const { return checksummed_; }
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
   std::map<std::string, TensorIn> tensors_;
   std::map<std::string, std::string> metadata_;
+  bool checksummed_ = false;
 };
 
 }  // namespace attnlab
