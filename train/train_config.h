@@ -14,6 +14,7 @@ struct TrainConfig {
   int eval_batches = 4;       // validation batches per evaluation
   int log_every = 1;          // metrics.jsonl cadence in steps
   int checkpoint_every = 0;   // checkpoint cadence in steps; 0 means only at the end
+  int keep_checkpoints = 0;   // keep the newest K checkpoints, deleting older ones once a new one is durable; 0 = all
 };
 
 }  // namespace attnlab

@@ -1,6 +1,7 @@
 // main.cpp: the attnlab command line. Picks the subcommand (one file each, cmd_<name>.cpp) and is the only
 // place that catches input errors and turns them into exit codes: 0 success, 1 the run failed (for
 // example a non-finite loss), 2 bad input, 130 interrupted.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -37,6 +38,9 @@ const char* kUsage =
 using namespace attnlab::cli;
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, reported like a full disk, instead of
+  // killing the process mid-checkpoint with SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   apply_thread_defaults(argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {

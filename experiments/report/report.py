@@ -12,8 +12,10 @@ import datetime
 import math
 import os
 import re
+import shutil
 import struct
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -276,6 +278,18 @@ def build(args):
         return 2
     out = os.path.abspath(args.out or os.path.join(args.inputs[0], "report"))
     rep = Report(out)
+    # Scratch files (the data batch `attnlab grads` writes for the attention maps) stay inside the report's
+    # folder, never in $TMPDIR or /tmp; the folder goes when the page is written.
+    os.makedirs(out, exist_ok=True)
+    tempfile.tempdir = tempfile.mkdtemp(prefix=".scratch-", dir=out)
+    try:
+        return _build_page(args, runs, sweeps, out, rep, heads, steps)
+    finally:
+        shutil.rmtree(tempfile.tempdir, ignore_errors=True)
+        tempfile.tempdir = None
+
+
+def _build_page(args, runs, sweeps, out, rep, heads, steps):
     colors = F.run_colors(runs)
     body, toc = [], []
     axes = rundata.sweep_axes(runs)
@@ -309,7 +323,8 @@ def build(args):
     fig = F.fig_loss(runs, colors)
     if fig is not None:
         n_ev = sum(len(r.events) for r in runs)
-        cap = ("Training loss per step (mean cross-entropy over the step's micro-batches; for runs over 100 steps "
+        cap = ("Training loss per step (the objective: mean cross-entropy, plus the z-loss term when model.z_loss > 0, "
+               "over the step's micro-batches; for runs over 100 steps "
                "a centred moving average over ~1 % of the run, raw values faint) and evaluation loss "
                "(mean over <code>train.eval_batches</code> fixed validation batches), in nats per token. "
                "Red × at the top: non-finite values.")

@@ -497,6 +497,7 @@ const std::vector<Field>& fields() {
       field(&R::train, "train", "eval_batches", &T::eval_batches),
       field(&R::train, "train", "log_every", &T::log_every),
       field(&R::train, "train", "checkpoint_every", &T::checkpoint_every),
+      field(&R::train, "train", "keep_checkpoints", &T::keep_checkpoints),
       field(&R::instrument, "instrument", "enabled", &I::enabled),
       field(&R::instrument, "instrument", "step_every", &I::step_every),
       field(&R::instrument, "instrument", "probe_every", &I::probe_every),
@@ -960,6 +961,7 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     at_least("train.eval_batches", t.eval_batches, 0);
   at_least("train.log_every", t.log_every, 1);
   at_least("train.checkpoint_every", t.checkpoint_every, 0, " (0 means only at the end)");
+  at_least("train.keep_checkpoints", t.keep_checkpoints, 0, " (0 keeps every checkpoint)");
 
   // instrument
   const InstrumentConfig& in = c.instrument;

@@ -180,6 +180,19 @@ std::string loss_cell(const RunFiles::Loss& l, double unset) {
 }
 }  // namespace
 
+namespace {
+// Flushes `f` and throws IoError when anything written to it since the last check failed (disk full, a
+// file-size limit): a metrics line that silently went missing would be a wrong result, not a slow one.
+void flush_checked(std::FILE* f, const std::string& path) {
+  if (f == nullptr) return;
+  if (std::fflush(f) != 0 || std::ferror(f)) {
+    const int err = errno;
+    std::clearerr(f);
+    throw IoError(path + ": write failed: " + std::strerror(err) + " (disk full?); the last checkpoint is intact");
+  }
+}
+}  // namespace
+
 void RunFiles::metric_train(int64_t step, const Loss& loss, float lr, double grad_norm, bool clipped, double tok_s,
                             double ms) {
   last_loss_ = loss;
@@ -188,15 +201,15 @@ void RunFiles::metric_train(int64_t step, const Loss& loss, float lr, double gra
                "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f}\n",
                (long long)step, loss_fields("loss", loss).c_str(), json_number(lr).c_str(), json_number(grad_norm).c_str(),
                clipped ? "true" : "false", tok_s, ms);
-  std::fflush(metrics_);
-  std::fflush(csv_);
+  flush_checked(metrics_, dir_ + "/metrics.jsonl");
+  flush_checked(csv_, dir_ + "/metrics.csv");
 }
 
 void RunFiles::metric_eval(int64_t step, const Loss& val_loss) {
   last_val_ = val_loss;
   std::fprintf(metrics_, "{\"step\":%lld,\"kind\":\"eval\",%s}\n", (long long)step,
                loss_fields("val_loss", val_loss).c_str());
-  std::fflush(metrics_);
+  flush_checked(metrics_, dir_ + "/metrics.jsonl");
 }
 
 void RunFiles::write(const MetricRecord& r) {
@@ -215,13 +228,13 @@ void RunFiles::write_event(const Event& e) {
                "\"threshold\":%s,\"message\":\"%s\"}\n",
                (long long)e.step, json_escape(e.kind).c_str(), e.layer, e.head, json_escape(e.metric).c_str(),
                json_number(e.value).c_str(), json_number(e.threshold).c_str(), json_escape(e.message).c_str());
-  std::fflush(events_);
+  flush_checked(events_, dir_ + "/events.jsonl");
 }
 
 void RunFiles::event(int64_t step, const std::string& kind, const std::string& message) {
   std::fprintf(events_, "{\"step\":%lld,\"kind\":\"%s\",\"message\":\"%s\"}\n", (long long)step,
                json_escape(kind).c_str(), json_escape(message).c_str());
-  std::fflush(events_);
+  flush_checked(events_, dir_ + "/events.jsonl");
 }
 
 std::string RunFiles::checkpoint_path(int64_t step) const {
@@ -244,9 +257,9 @@ void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wa
 }
 
 void RunFiles::flush() {
-  if (metrics_) std::fflush(metrics_);
-  if (events_) std::fflush(events_);
-  if (csv_) std::fflush(csv_);
+  flush_checked(metrics_, dir_ + "/metrics.jsonl");
+  flush_checked(events_, dir_ + "/events.jsonl");
+  flush_checked(csv_, dir_ + "/metrics.csv");
 }
 
 }  // namespace attnlab
