@@ -297,7 +297,7 @@ TEST_CASE("config: unknown keys name file, line, key path and a suggestion", "[t
   }
   SECTION("a transposition and a prefix are suggested too") {
     CHECK_THAT(file_error(dir, "optim:\n  wieght_decay: 0.1\n", &path), Contains("did you mean 'weight_decay'?"));
-    CHECK_THAT(file_error(dir, "train:\n  checkpoint: 5\n", &path), Contains("did you mean 'checkpoint_every'?"));
+    CHECK_THAT(file_error(dir, "train:\n  checkpoint: 5\n", &path), Contains("did you mean 'checkpoint_every' or 'keep_checkpoints'?"));
   }
   SECTION("a key of another section") {
     const std::string msg = file_error(dir, "model:\n  seed: 3\n", &path);
