@@ -169,6 +169,26 @@ TEST_CASE("resume continues from the newest checkpoint that is valid and of this
     CHECK_THAT(r.output, Catch::Matchers::Contains("fails its checksum"));  // was: trained on, exit 0
     resumed_from_3_bitwise(run, r);
   }
+  SECTION("metrics lines cut off by a kill mid-write") {
+    const std::string run = stopped("cut");
+    fs::remove(run + "/ckpt/step_00000006.safetensors");
+    { std::ofstream(run + "/metrics.jsonl", std::ios::app) << "{\"st"; }
+    { std::ofstream(run + "/metrics.csv", std::ios::app) << "5,pro"; }
+    { std::ofstream(run + "/events.jsonl", std::ios::app) << "{\"step\":4,\"kind\":\"x"; }
+    const auto r = resume(run);
+    resumed_from_3_bitwise(run, r);
+    const std::string m = read_file(run + "/metrics.jsonl");
+    CHECK(m.find("{\"st{") == std::string::npos);  // the fragment is gone, not glued to the next record
+    for (const char* f : {"/metrics.jsonl", "/events.jsonl"}) {
+      std::istringstream in(read_file(run + f));
+      for (std::string line; std::getline(in, line);) {
+        INFO(f << ": " << line);
+        CHECK(line.rfind("{\"step\":", 0) == 0);
+        CHECK(line.back() == '}');
+      }
+    }
+    CHECK(read_file(run + "/metrics.csv").find("5,pro") == std::string::npos);
+  }
   SECTION("a checkpoint whose metadata step does not match its name") {
     const std::string run = stopped("renamed");
     fs::remove(run + "/ckpt/step_00000006.safetensors");

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -49,35 +50,49 @@ std::string cpu_model() {
 }
 
 // Keeps the lines of a JSONL file whose "step" is <= step.
+// The complete lines of `path` (a last line without its newline is a write the process was killed in the
+// middle of, and is dropped); false when the file cannot be read.
+bool complete_lines(const std::string& path, std::vector<std::string>* lines) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  size_t pos = 0;
+  for (size_t nl; (nl = text.find('\n', pos)) != std::string::npos; pos = nl + 1) lines->push_back(text.substr(pos, nl - pos));
+  return true;
+}
+
+// Keeps the records of a .jsonl file whose "step" is <= step (and those without one).
 void truncate_jsonl(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string line, kept;
-  static const std::regex step_re("\"step\":(-?[0-9]+)");
-  while (std::getline(in, line)) {
+  std::vector<std::string> lines;
+  if (!complete_lines(path, &lines)) return;
+  static const std::regex step_re("\"step\":(-?[0-9]{1,18})");
+  std::string kept;
+  for (const std::string& line : lines) {
     std::smatch m;
     if (std::regex_search(line, m, step_re) && std::stoll(m[1].str()) > step) continue;
     kept += line + "\n";
   }
-  in.close();
   write_text(path, kept);
 }
 
-// Keeps the header and the rows of metrics.csv whose step (first column) is <= step.
+// Keeps the header and the rows of metrics.csv whose step (first column) is <= step; a row whose first
+// column is not a step is damage and goes too.
 void truncate_csv(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) {
+  std::vector<std::string> lines;
+  if (!complete_lines(path, &lines) || lines.empty()) {
     write_text(path, "step,kind,layer,head,index,metric,value\n");
     return;
   }
-  std::string line, kept;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (!header && !line.empty() && std::stoll(line.substr(0, line.find(','))) > step) continue;
-    header = false;
-    kept += line + "\n";
+  std::string kept = lines[0] + "\n";
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::string first = lines[i].substr(0, lines[i].find(','));
+    int64_t s = 0;
+    const auto r = std::from_chars(first.data(), first.data() + first.size(), s);
+    if (r.ec != std::errc() || r.ptr != first.data() + first.size() || s > step) continue;
+    kept += lines[i] + "\n";
   }
-  in.close();
   write_text(path, kept);
 }
 
