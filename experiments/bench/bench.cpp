@@ -17,6 +17,7 @@
 #include "model/matmul.h"
 #include "train/formats/run_files.h"
 #include "train/formats/safetensors.h"
+#include "train/process.h"
 #include "train/trainer.h"
 
 namespace attnlab {
@@ -174,27 +175,37 @@ int run_bench(const BenchCommand& cmd) {
   int status = 0;
   for (auto& [label, cfg] : cells) {
     for (int t : cmd.threads) for (const auto& mode : cmd.instrument) {
-      std::ostringstream c;
-      c << "'" << cmd.self_exe << "' bench --json --threads " << t << " --instrument " << mode << " --warmup "
-        << cmd.warmup << " --repeats " << cmd.repeats;
-      if (cmd.steps > 0) c << " --steps " << cmd.steps;
+      // The child gets its arguments as they are (fork/exec, no shell): any character in a path or a --set
+      // value is safe, and the exit code reported is the child's own.
+      std::vector<std::string> args = {cmd.self_exe, "bench", "--json", "--threads", std::to_string(t), "--instrument",
+                                       mode, "--warmup", std::to_string(cmd.warmup), "--repeats",
+                                       std::to_string(cmd.repeats)};
+      if (cmd.steps > 0) args.insert(args.end(), {"--steps", std::to_string(cmd.steps)});
       if (!cmd.config_path.empty()) {
-        c << " '" << cmd.config_path << "'";
-        for (const auto& o : cmd.overrides) c << " --set '" << o << "'";
+        args.push_back(cmd.config_path);
+        for (const auto& o : cmd.overrides) args.insert(args.end(), {"--set", o});
       } else {
-        c << " --preset " << label;
+        args.insert(args.end(), {"--preset", label});
       }
-      std::FILE* p = popen(c.str().c_str(), "r");
-      char line[4096] = {0};
-      const bool got = p && std::fgets(line, sizeof(line), p);
-      const int rc = p ? pclose(p) : -1;
+      const ProcessResult child = run_process(args);
+      std::string line;  // the JSON record among the child's output
+      for (size_t pos = 0; pos < child.output.size();) {
+        const size_t nl = std::min(child.output.find('\n', pos), child.output.size());
+        const std::string l = child.output.substr(pos, nl - pos);
+        if (l.rfind("{", 0) == 0 && l.find("\"tokens_per_s\":") != std::string::npos) line = l;
+        pos = nl + 1;
+      }
       double tok = 0, ms = 0, gf = 0, sg = 0, mfu = 0, rss = 0;
       auto field = [&](const char* key, double* out) {
-        const char* at = std::strstr(line, key);
-        if (at) *out = std::atof(at + std::strlen(key));
+        const size_t at = line.find(key);
+        if (at != std::string::npos) *out = std::atof(line.c_str() + at + std::strlen(key));
       };
-      if (!got || rc != 0) {
-        std::printf("| %s | %d | %s | failed (exit %d) | | | | | |\n", label.c_str(), t, mode.c_str(), rc);
+      if (child.exit_code != 0 || line.empty()) {
+        std::string why = child.output;
+        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+        why = why.substr(why.rfind('\n') == std::string::npos ? 0 : why.rfind('\n') + 1);
+        std::printf("| %s | %d | %s | failed (exit %d: %s) | | | | | |\n", label.c_str(), t, mode.c_str(),
+                    child.exit_code, why.c_str());
         status = 1;
         continue;
       }

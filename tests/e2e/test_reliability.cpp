@@ -272,3 +272,23 @@ TEST_CASE("a sink-token model trains with probes on (the probe batch is the data
   CHECK(r.exit_code == 0);
   CHECK_THAT(read_file(dir.file("run") + "/metrics.jsonl"), Catch::Matchers::Contains("\"probe_loss\""));
 }
+
+TEST_CASE("bench runs its cells without a shell: any path works, and a failed cell shows the child's exit code",
+          "[e2e][reliability]") {
+  TempDir dir("rel-bench");
+  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(4));
+  const std::string quoted = dir.file("it's a \"file\" $(x).txt");  // was: sh: Unterminated quoted string
+  write_bytes(quoted, std::string(8192, 'a'));
+  const std::string small = dir.file("it's small.txt");
+  write_bytes(small, "tiny");
+  const std::string common = "bench " + cfg + " --repeats 1 --warmup 1 --threads 1 --set data.source=file --set model.vocab=256 ";
+  auto ok = cli(common + "--set 'data.path=" + std::string(quoted).replace(quoted.find('\''), 1, "'\\''") + "'");
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+  CHECK_THAT(ok.output, Catch::Matchers::Contains("| 1 | off |"));
+  CHECK_THAT(ok.output, !Catch::Matchers::Contains("failed"));
+  auto bad = cli(common + "--set 'data.path=" + std::string(small).replace(small.find('\''), 1, "'\\''") + "'");
+  INFO(bad.output);
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Matchers::Contains("failed (exit 2: attnlab: data error:"));  // was: exit 512
+}
