@@ -197,6 +197,26 @@ TEST_CASE("a write that fails (disk full) stops the run with a clear error; the 
   INFO(again.output);
   REQUIRE(again.exit_code == 0);
   CHECK(train_losses(read_file(run + "/metrics.jsonl")) == train_losses(read_file(ref + "/metrics.jsonl")));
+  // A real full disk where the machine allows mounting one (root, not in a restricted container): a 3 MB
+  // tmpfs holds one ~1 MB checkpoint and the next one's temporary, not a third.
+  const std::string mnt = dir.file("tmpfs");
+  fs::create_directories(mnt);
+  if (run_command("mount -t tmpfs -o size=3m tmpfs " + mnt).exit_code == 0) {
+    struct Unmount {
+      std::string at;
+      ~Unmount() { run_command("umount " + at); }
+    } unmount{mnt};
+    const auto full = run_command(attnlab_binary() + " train " + cfg + " --quiet --out " + mnt + "/run");
+    INFO(full.output);
+    CHECK(full.exit_code == 2);
+    CHECK_THAT(full.output, Catch::Matchers::Contains("No space left on device"));
+    CHECK(!has_temporary(mnt + "/run"));
+    const auto cks = list_checkpoints(mnt + "/run");
+    REQUIRE(!cks.empty());
+    CHECK_NOTHROW(SafetensorsFile(cks.front().second));
+  } else {
+    WARN("cannot mount a tmpfs here: the real full-disk case was skipped (the file-size-limit cases above ran)");
+  }
   // A metrics file that cannot grow is an error too, never a silently missing line.
   const std::string run2 = dir.file("run2");
   const auto m = run_command("bash -c 'ulimit -f 1; exec " + attnlab_binary() + " train " + cfg +
