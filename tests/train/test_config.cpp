@@ -436,7 +436,7 @@ TEST_CASE("config: YAML syntax errors, missing files and several documents", "[t
   SECTION("two YAML documents") {
     const std::string msg = file_error(dir, "model: {}\n---\ntrain: {}\n", &path);
     CHECK_THAT(msg, Contains(path));
-    CHECK_THAT(msg, Contains("2 YAML documents"));
+    CHECK_THAT(msg, Contains("several YAML documents"));
   }
 }
 
@@ -644,7 +644,7 @@ TEST_CASE("config: YAML tags and extra documents are refused, in files and in --
   CHECK_THAT(tag, Contains("YAML tag '!!float'"));
   const std::string docs = config_error([&] { parse_config("", "v.yaml", {"train.steps=2\n---\n3"}); });
   CHECK_THAT(docs, Contains("train.steps"));
-  CHECK_THAT(docs, Contains("2 YAML documents"));
+  CHECK_THAT(docs, Contains("several YAML documents"));
   // An alias bomb: 9 levels of 10 references each would expand to 10^9 nodes.
   std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
   for (int i = 1; i <= 9; ++i) {
@@ -654,6 +654,18 @@ TEST_CASE("config: YAML tags and extra documents are refused, in files and in --
   }
   const std::string b = file_error(dir, bomb, &path);
   CHECK_THAT(b, Contains("alias"));
+}
+
+TEST_CASE("config: input on which yaml-cpp's LoadAll never returns is a syntax error, at once", "[train][config]") {
+  // Found by fuzzing (tests/fuzz/crashes/config/): a lone ',' at the top level made YAML::LoadAll yield
+  // empty documents forever; the file, a --set value and a sweep file all hung.
+  TempDir dir("config");
+  std::string path;
+  for (const char* text : {",", ",\n", "# a comment\n,"}) {
+    INFO(text);
+    CHECK_THAT(file_error(dir, text, &path), Contains("YAML syntax error"));
+  }
+  CHECK_THAT(config_error([&] { parse_config("", "v.yaml", {"train.steps=,"}); }), Contains("train.steps"));
 }
 
 TEST_CASE("config: strings must be UTF-8 (they are written into run.json and checkpoints)", "[train][config]") {

@@ -657,16 +657,16 @@ void apply_override(const std::string& text, RunConfig* cfg, Origins* origins) {
     fail(loc, "", quote(path) + " is nested too deeply; keys are section.key (e.g. model.n_head)");
   const Field* f = find_field(section, key);
   if (f == nullptr) fail_unknown_key(loc, section, key, true);
-  std::vector<YAML::Node> docs;
+  YAML::Node node;
   try {
-    docs = YAML::LoadAll(value);
+    const yaml::DocumentScan docs = yaml::scan_documents(value);
+    if (docs.stuck) fail(loc, path, "cannot parse the value " + quote(value) + " as YAML");
+    if (docs.count > 1)
+      fail(loc, path, "the value " + quote(value) + " holds several YAML documents (separated by '---'); a value is one");
+    node = YAML::Load(value);
   } catch (const YAML::Exception& e) {
     fail(loc, path, "cannot parse the value " + quote(value) + " as YAML: " + e.msg);
   }
-  if (docs.size() > 1)
-    fail(loc, path, "the value " + quote(value) + " holds " + std::to_string(docs.size()) +
-                        " YAML documents (separated by '---'); a value is one");
-  const YAML::Node node = docs.empty() ? YAML::Node() : docs[0];
   yaml::check_plain(node, where);
   f->read(node, path, loc, *cfg);
   (*origins)[path] = {loc.origin, 0};
@@ -1020,15 +1020,17 @@ RunConfig parse_config_in(const std::string& yaml_text, const std::string& sourc
                           const std::vector<std::string>& overrides, const std::string& base_dir) {
   RunConfig cfg;
   Origins origins;
-  std::vector<YAML::Node> docs;
+  std::vector<YAML::Node> docs;  // zero or one
   try {
-    docs = YAML::LoadAll(yaml_text);
+    const yaml::DocumentScan scan = yaml::scan_documents(yaml_text);
+    if (scan.stuck) fail(file_loc(source_name, scan.second), "", "YAML syntax error: unexpected content the parser cannot read");
+    if (scan.count > 1)
+      fail(file_loc(source_name, scan.second), "",
+           "the file holds several YAML documents (separated by '---'); a config is one");
+    if (scan.count == 1) docs.push_back(YAML::Load(yaml_text));
   } catch (const YAML::Exception& e) {
     fail(file_loc(source_name, e.mark), "", "YAML syntax error: " + e.msg);
   }
-  if (docs.size() > 1)
-    fail(file_loc(source_name, docs[1].Mark()), "",
-         "the file holds " + std::to_string(docs.size()) + " YAML documents (separated by '---'); a config is one");
   if (docs.size() == 1) yaml::check_plain(docs[0], source_name);
   try {
     if (docs.size() == 1) read_document(docs[0], source_name, &cfg, &origins);

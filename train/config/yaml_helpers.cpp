@@ -1,5 +1,11 @@
 #include "train/config/yaml_helpers.h"
 
+#include <yaml-cpp/eventhandler.h>
+
+#include <algorithm>
+
+#include <sstream>
+
 #include <cctype>
 #include <cstdlib>
 #include <set>
@@ -15,19 +21,51 @@ std::string loc(const std::string& source, const YAML::Mark& m) {
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) { throw ConfigError(where + ": " + what); }
 
+namespace {
+// Counts documents and remembers where each starts; everything else is ignored.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+}  // namespace
+
+DocumentScan scan_documents(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+  }
+  DocumentScan s;
+  s.count = int(std::min<size_t>(counter.starts.size(), 2));
+  if (s.count == 2) {
+    s.second = counter.starts[1];
+    s.stuck = counter.starts[1].pos == counter.starts[0].pos;
+  }
+  return s;
+}
+
 YAML::Node load(const std::string& text, const std::string& source) {
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(text);
+    const DocumentScan docs = scan_documents(text);
+    if (docs.stuck) fail(loc(source, docs.second), "YAML syntax error: unexpected content the parser cannot read");
+    if (docs.count > 1)
+      fail(loc(source, docs.second), "the file holds several YAML documents (separated by '---'); it must hold one");
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail(loc(source, e.mark), "YAML syntax error: " + e.msg);
   }
-  if (docs.size() > 1)
-    fail(loc(source, docs[1].Mark()),
-         "the file holds " + std::to_string(docs.size()) + " YAML documents (separated by '---'); it must hold one");
-  if (docs.empty()) return YAML::Node();
-  check_plain(docs[0], source);
-  return docs[0];
+  check_plain(root, source);
+  return root;
 }
 
 namespace {

@@ -18,6 +18,16 @@ std::string loc(const std::string& source, const YAML::Mark& m);
 // One YAML document from `text`; a syntax error, a second document ('---') or a tag (check_plain) is a
 // ConfigError at its place in `source`.
 YAML::Node load(const std::string& text, const std::string& source);
+// How many documents `text` holds, counting to 2 with yaml-cpp's event parser. Never YAML::LoadAll:
+// yaml-cpp 0.7's LoadAll never returns on some malformed input (a lone ',' at the top level yields an
+// endless stream of empty documents; found by fuzzing, tests/fuzz/crashes/). `stuck` is that case: a
+// second "document" that starts where the first did. Throws YAML::Exception on a syntax error.
+struct DocumentScan {
+  int count = 0;
+  YAML::Mark second;  // where the second document starts (count == 2)
+  bool stuck = false;
+};
+DocumentScan scan_documents(const std::string& text);
 // Throws ConfigError at the first node carrying a YAML tag other than a string's (`!`, `!!str`): the readers
 // give tags no meaning, and ignoring one (`!!float 1` read as an integer, `!custom`) would be a silent
 // surprise. Also refuses documents of more than kMaxNodes nodes counting every alias expansion (an alias

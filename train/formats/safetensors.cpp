@@ -633,7 +633,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   if (checksummed_) {
     for (const ParsedTensor& t : parsed)
       if (!sums.count(t.name)) throw fail("tensor " + quote_name(t.name) + " has no checksum (metadata crc32." + t.name + ")");
-    for (const auto& [name, hex] : sums) {
+    for (const auto& entry : sums) {
+      const std::string& name = entry.first;
       const bool known = std::any_of(parsed.begin(), parsed.end(), [&](const ParsedTensor& t) { return t.name == name; });
       if (!known) throw fail("a checksum names tensor " + quote_name(name) + ", which the file does not hold");
     }
