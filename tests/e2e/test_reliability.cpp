@@ -5,15 +5,18 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "train/config/config.h"
+#include "train/formats/run_files.h"
 #include "train/formats/safetensors.h"
 #include "tests/support/fixtures.h"
 
@@ -291,4 +294,27 @@ TEST_CASE("bench runs its cells without a shell: any path works, and a failed ce
   INFO(bad.output);
   CHECK(bad.exit_code == 1);
   CHECK_THAT(bad.output, Catch::Matchers::Contains("failed (exit 2: attnlab: data error:"));  // was: exit 512
+}
+
+TEST_CASE("a run directory in use by a live process is not resumed a second time", "[e2e][reliability]") {
+  TempDir dir("rel-lock");
+  const std::string cfg = dir.write("long.yaml", tiny_yaml(100000));
+  const std::string run = dir.file("run");
+  const auto started = run_command(attnlab_binary() + " train " + cfg + " --quiet --set train.checkpoint_every=10 --out " +
+                                   run + " > /dev/null 2>&1 & echo $!");
+  const std::string pid = started.output.substr(0, started.output.find('\n'));
+  for (int i = 0; i < 2000 && list_checkpoints(run).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(!list_checkpoints(run).empty());
+  const auto second = cli("train --resume " + run + " --quiet");
+  run_command("kill -9 " + pid);
+  INFO(second.output);
+  CHECK(second.exit_code == 2);
+  CHECK_THAT(second.output, Catch::Matchers::Contains("is in use by another attnlab process"));
+  // Once the first process is gone (however it died), the lock is free again.
+  for (int i = 0; i < 400 && run_command("kill -0 " + pid).exit_code == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto third = cli("train --resume " + run + " --quiet --set train.steps=" +
+                         std::to_string(list_checkpoints(run).front().first + 2));
+  INFO(third.output);
+  CHECK(third.exit_code == 0);
 }
