@@ -715,10 +715,13 @@ struct Running {
 };
 
 pid_t launch(const std::vector<std::string>& args, const fs::path& log_path) {
+  const pid_t sweep_pid = getpid();
   const pid_t pid = fork();
   if (pid != 0) return pid;  // parent (or -1)
-  // Child: if the sweep dies, the run gets SIGTERM, checkpoints and exits.
+  // Child: if the sweep dies, the run gets SIGTERM, checkpoints and exits. A sweep that died between the
+  // fork and this line sent nothing: then do not start at all (a later sweep would race this run).
   prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != sweep_pid) _exit(130);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
   const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -157,7 +157,8 @@ TEST_CASE("a sweep killed with SIGKILL resumes every point to the same result", 
     ++kills;
     // The orphaned runs (same process group) finish their checkpoint and exit; a restart while one still
     // runs would be refused by its run lock.
-    for (int i = 0; i < 3000 && kill(-pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 12000 && kill(-pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(kill(-pid, 0) != 0);  // every run of the killed sweep has exited
   }
   REQUIRE(kills >= 2);
   for (const char* name : {"lr=0.001", "lr=0.003", "lr=0.01"}) {
