@@ -134,7 +134,7 @@ TEST_CASE("a sweep killed with SIGKILL resumes every point to the same result", 
   TempDir dir("faults-sweep");
   RunConfig c = tiny_run_config();
   c.model.d_model = 64, c.model.mlp_hidden = 128, c.model.seq_len = 32;
-  c.train.steps = 120;
+  c.train.steps = 600;
   c.train.checkpoint_every = 10;
   c.train.log_every = 1;
   const std::string base = dir.write("base.yaml", dump_config(c));
@@ -143,10 +143,11 @@ TEST_CASE("a sweep killed with SIGKILL resumes every point to the same result", 
   REQUIRE(run_command(attnlab_binary() + " sweep " + sweep + " --out " + ref + " --jobs 2 --threads 1").exit_code == 0);
   Rng rng(7);
   int kills = 0;
-  for (int attempt = 0; attempt < 50; ++attempt) {
+  // Three kills, then one attempt that runs to the end.
+  for (int attempt = 0; attempt <= 3; ++attempt) {
     const pid_t pid = spawn({"sweep", sweep, "--out", out, "--jobs", "2", "--threads", "1"}, log);
     int status = 0;
-    if (wait_for(pid, 150 + int(rng.below(500)), &status)) {
+    if (wait_for(pid, attempt == 3 ? 600000 : 300 + int(rng.below(700)), &status)) {
       INFO(read_file(log));
       REQUIRE(WIFEXITED(status));
       REQUIRE(WEXITSTATUS(status) == 0);
@@ -160,7 +161,7 @@ TEST_CASE("a sweep killed with SIGKILL resumes every point to the same result", 
     for (int i = 0; i < 12000 && kill(-pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     REQUIRE(kill(-pid, 0) != 0);  // every run of the killed sweep has exited
   }
-  REQUIRE(kills >= 2);
+  REQUIRE(kills >= 2);  // a fast machine may finish before the third
   for (const char* name : {"lr=0.001", "lr=0.003", "lr=0.01"}) {
     INFO(name);
     REQUIRE(train_losses(read_file(out + "/" + name + "/metrics.jsonl")) ==
