@@ -103,8 +103,11 @@ std::vector<ParamInfo> build_param_table(const ModelConfig& cfg, int64_t* total_
 }
 
 LayoutEstimate estimate_layout(const ModelConfig& cfg, int batch) {
-  const double B = batch, T = cfg.context_len(), N = B * T, d = cfg.d_model, H = cfg.n_head, F = cfg.hidden(),
-               V = cfg.vocab, L = cfg.n_layer;
+  // Every size in double, including those ModelConfig computes in int (hidden() = 4·d_model, context_len()
+  // = seq_len + 1), which overflow for the absurd sizes this function exists to refuse (UBSan found it).
+  const double B = batch, T = double(cfg.seq_len) + (cfg.sink_token ? 1.0 : 0.0), N = B * T, d = cfg.d_model,
+               H = cfg.n_head, V = cfg.vocab, L = cfg.n_layer;
+  const double F = cfg.mlp == MlpKind::kNone ? 0.0 : cfg.mlp_hidden > 0 ? double(cfg.mlp_hidden) : 4.0 * d;
   const double in_rows = cfg.mlp == MlpKind::kSwiGLU ? 2.0 * F : F;
   const double probs = B * H * T * T, Nd = N * d;
   LayoutEstimate e;

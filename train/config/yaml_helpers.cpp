@@ -3,12 +3,10 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
-
-#include <sstream>
-
 #include <cctype>
 #include <cstdlib>
 #include <set>
+#include <sstream>
 
 #include "train/config/config.h"
 
