@@ -20,21 +20,9 @@ using namespace attnlab;
 using namespace attnlab::testing;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string tiny_yaml(int steps) {
-  RunConfig c = tiny_run_config();
-  c.train.steps = steps;
-  c.train.checkpoint_every = 3;
-  c.train.eval_every = 3;
-  return dump_config(c);
-}
-
-}  // namespace
-
 TEST_CASE("train writes a complete run directory", "[e2e][cli]") {
   TempDir dir("cli-run");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(6));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(6));
   const std::string run = dir.file("run");
   const auto r = run_command(attnlab_binary() + " train " + cfg + " --out " + run + " --quiet");
   INFO(r.output);
@@ -65,7 +53,7 @@ TEST_CASE("resume through the CLI reproduces the uninterrupted run bitwise", "[e
                                        "--set model.z_loss=1.0e-4");
   INFO("variant: " << variant);
   TempDir dir("cli-resume");
-  const std::string cfg9 = dir.write("nine.yaml", tiny_yaml(9));
+  const std::string cfg9 = dir.write("nine.yaml", tiny_run_yaml(9));
   const auto full_cmd = [&](const std::string& out, const std::string& extra) {
     return attnlab_binary() + " train " + cfg9 + " --out " + dir.file(out) + " --quiet " + variant + " " + extra;
   };
@@ -100,7 +88,7 @@ TEST_CASE("resume through the CLI reproduces the uninterrupted run bitwise", "[e
 
 TEST_CASE("a corrupt checkpoint is refused with the file named", "[e2e][cli]") {
   TempDir dir("cli-corrupt");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(3));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(3));
   REQUIRE(run_command(attnlab_binary() + " train " + cfg + " --out " + dir.file("run") + " --quiet").exit_code == 0);
   const std::string ck = dir.file("run") + "/ckpt/step_00000003.safetensors";
   fs::resize_file(ck, fs::file_size(ck) / 2);
@@ -143,7 +131,7 @@ TEST_CASE("config mistakes are reported with file, key path and line before any 
 
 TEST_CASE("a diverging run stops with an event instead of writing NaN parameters", "[e2e][cli]") {
   TempDir dir("cli-nan");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(20));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(20));
   const auto r = run_command(attnlab_binary() + " train " + cfg + " --out " + dir.file("run") +
                              " --quiet --set optim.lr=1e30 --set optim.grad_clip=0 --set schedule.warmup=0");
   INFO(r.output);
@@ -154,7 +142,7 @@ TEST_CASE("a diverging run stops with an event instead of writing NaN parameters
 
 TEST_CASE("SIGINT saves a checkpoint and the run resumes from it", "[e2e][cli]") {
   TempDir dir("cli-sigint");
-  const std::string cfg = dir.write("long.yaml", tiny_yaml(1000000));
+  const std::string cfg = dir.write("long.yaml", tiny_run_yaml(1000000));
   const std::string run = dir.file("run");
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
@@ -183,7 +171,7 @@ TEST_CASE("SIGINT saves a checkpoint and the run resumes from it", "[e2e][cli]")
 
 TEST_CASE("grads writes the loss, every gradient, the parameters and the batch", "[e2e][cli]") {
   TempDir dir("cli-grads");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(3));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(3));
   const std::string out = dir.file("g.safetensors");
   const auto r = run_command(attnlab_binary() + " grads " + cfg + " --out " + out);
   INFO(r.output);
@@ -223,7 +211,7 @@ std::vector<double> record_values(const std::string& metrics, const std::string&
 TEST_CASE("with z-loss on, loss is cross-entropy + z-loss everywhere it is reported, and the parts add up",
           "[e2e][cli][z_loss]") {
   TempDir dir("cli-zloss");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(6));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(6));
   const std::string base =
       attnlab_binary() + " train " + cfg + " --quiet --set train.log_every=1 --set instrument.probe_at_init=true";
   const auto z = run_command(base + " --out " + dir.file("z") + " --set model.z_loss=0.05");

@@ -27,14 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string tiny_yaml(int steps) {
-  RunConfig c = tiny_run_config();
-  c.train.steps = steps;
-  c.train.checkpoint_every = 3;
-  c.train.eval_every = 3;
-  return dump_config(c);
-}
-
 // attnlab with a time limit: a hang shows up as exit 124 instead of a stuck suite.
 CommandResult cli(const std::string& args, int seconds = 60) {
   return run_command("timeout " + std::to_string(seconds) + " " + attnlab_binary() + " " + args);
@@ -49,7 +41,7 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 
 TEST_CASE("input that cannot work is refused by config and train alike, with file and line", "[e2e][reliability]") {
   TempDir dir("rel-input");
-  const std::string base = tiny_yaml(4);
+  const std::string base = tiny_run_yaml(4);
   struct Case {
     std::string set, want;
   };
@@ -89,7 +81,7 @@ TEST_CASE("input that cannot work is refused by config and train alike, with fil
 
 TEST_CASE("FIFOs and devices are refused without blocking", "[e2e][reliability]") {
   TempDir dir("rel-fifo");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(6));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(6));
   const std::string fifo = dir.file("pipe");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   const std::string bytes_src = " --set data.source=file --set model.vocab=256 --quiet";
@@ -120,7 +112,7 @@ TEST_CASE("FIFOs and devices are refused without blocking", "[e2e][reliability]"
 
 TEST_CASE("a string that is not UTF-8 is refused before training, not at the final checkpoint", "[e2e][reliability]") {
   TempDir dir("rel-utf8");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(6));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(6));
   const std::string bad = dir.file("\xff\xfe.txt");
   write_bytes(bad, std::string(4096, 'a'));
   const auto r = cli("train " + cfg + " --quiet --set data.source=file --set model.vocab=256 --set 'data.path=" +
@@ -132,7 +124,7 @@ TEST_CASE("a string that is not UTF-8 is refused before training, not at the fin
 
 TEST_CASE("resume continues from the newest checkpoint that is valid and of this run", "[e2e][reliability]") {
   TempDir dir("rel-resume");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(9));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(9));
   const std::string train = "train " + cfg + " --quiet --set train.log_every=1 ";
   const std::string full = dir.file("full");
   REQUIRE(cli(train + "--out " + full).exit_code == 0);
@@ -249,7 +241,7 @@ TEST_CASE("resume continues from the newest checkpoint that is valid and of this
 
 TEST_CASE("--out must name a usable directory; --set values are one YAML document", "[e2e][reliability]") {
   TempDir dir("rel-out");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(2));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(2));
   auto r = cli("train " + cfg + " --quiet --out /dev/null");
   CHECK(r.exit_code == 2);  // was: exit 1, uncaught filesystem_error
   CHECK_THAT(r.output, Catch::Matchers::Contains("/dev/null exists and is not a directory"));
@@ -269,7 +261,7 @@ TEST_CASE("--out must name a usable directory; --set values are one YAML documen
 
 TEST_CASE("a sink-token model trains with probes on (the probe batch is the data tokens)", "[e2e][reliability]") {
   TempDir dir("rel-sink");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(3));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(3));
   const auto r = cli("train " + cfg + " --quiet --set model.sink_token=true --set instrument.probe_at_init=true "
                          "--out " + dir.file("run"));
   INFO(r.output);
@@ -280,7 +272,7 @@ TEST_CASE("a sink-token model trains with probes on (the probe batch is the data
 TEST_CASE("bench runs its cells without a shell: any path works, and a failed cell shows the child's exit code",
           "[e2e][reliability]") {
   TempDir dir("rel-bench");
-  const std::string cfg = dir.write("tiny.yaml", tiny_yaml(4));
+  const std::string cfg = dir.write("tiny.yaml", tiny_run_yaml(4));
   const std::string quoted = dir.file("it's a \"file\" $(x).txt");  // was: sh: Unterminated quoted string
   write_bytes(quoted, std::string(8192, 'a'));
   const std::string small = dir.file("it's small.txt");
@@ -299,7 +291,7 @@ TEST_CASE("bench runs its cells without a shell: any path works, and a failed ce
 
 TEST_CASE("a run directory in use by a live process is not resumed a second time", "[e2e][reliability]") {
   TempDir dir("rel-lock");
-  const std::string cfg = dir.write("long.yaml", tiny_yaml(100000));
+  const std::string cfg = dir.write("long.yaml", tiny_run_yaml(100000));
   const std::string run = dir.file("run");
   const auto started = run_command(attnlab_binary() + " train " + cfg + " --quiet --set train.checkpoint_every=10 --out " +
                                    run + " > /dev/null 2>&1 & echo $!");

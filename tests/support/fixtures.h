@@ -37,6 +37,15 @@ inline RunConfig tiny_run_config() {
   return c;
 }
 
+// tiny_run_config() as a config file's text: `steps` steps, checkpoint and evaluation every 3.
+inline std::string tiny_run_yaml(int steps) {
+  RunConfig c = tiny_run_config();
+  c.train.steps = steps;
+  c.train.checkpoint_every = 3;
+  c.train.eval_every = 3;
+  return dump_config(c);
+}
+
 // A fresh, empty directory under the system temp dir, removed when the object dies.
 class TempDir {
  public:
