@@ -1,10 +1,11 @@
 #include "train/checkpoint.h"
 
-#include "model/toggles.h"
-
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <vector>
+
+#include "model/toggles.h"
 
 #ifndef ATTNLAB_GIT_COMMIT
 #define ATTNLAB_GIT_COMMIT "unknown"
@@ -34,7 +35,7 @@ std::string model_signature(const ModelConfig& c) {
 }
 
 void save_checkpoint(const std::string& path, const Transformer& model, const AdamW& opt, int64_t step,
-                     const RunConfig& cfg, const std::vector<double>* monitor_state) {
+                     const RunConfig& cfg, const std::vector<double>* monitor_state, int ranks) {
   const auto& table = model.param_table();
   const float* p = model.layout().params();
   std::vector<TensorOut> out;
@@ -47,7 +48,8 @@ void save_checkpoint(const std::string& path, const Transformer& model, const Ad
   std::map<std::string, std::string> meta;
   meta["format"] = kFormat;
   meta["step"] = std::to_string(step);
-  meta["data_position"] = std::to_string(step * cfg.train.accum);
+  meta["data_position"] = std::to_string(step * cfg.train.accum * ranks);
+  meta["ranks"] = std::to_string(ranks);
   meta["seed"] = std::to_string(cfg.train.seed);
   meta["model"] = model_signature(model.config());
   meta["config"] = dump_config(cfg);
@@ -82,7 +84,7 @@ void load_tensor(const SafetensorsFile& f, const std::string& name, const ParamI
 }  // namespace
 
 int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt, std::vector<double>* monitor_state,
-                        std::string* config_text) {
+                        std::string* config_text, int* ranks) {
   SafetensorsFile f(path);
   const auto& meta = f.metadata();
   auto get = [&](const std::string& key) -> std::string {
@@ -134,6 +136,16 @@ int64_t load_checkpoint(const std::string& path, Transformer& model, AdamW* opt,
       double x;
       while (is >> x) monitor_state->push_back(x);
       if (!is.eof()) throw IoError(path + ": metadata 'monitor_state' is malformed");
+    }
+  }
+  if (ranks) {
+    *ranks = 1;
+    if (auto it = meta.find("ranks"); it != meta.end()) {
+      char* end = nullptr;
+      const long r = std::strtol(it->second.c_str(), &end, 10);
+      if (it->second.empty() || *end != '\0' || r < 1 || r > 1000000)
+        throw IoError(path + ": metadata 'ranks' is not a positive integer: '" + it->second + "'");
+      *ranks = int(r);
     }
   }
   if (config_text) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "train/comm.h"
+
 namespace attnlab {
 
 struct TrainCommand {
@@ -24,6 +26,13 @@ struct TrainCommand {
 
 // Returns the process exit code (0 success, 1 failure, 130 interrupted). Throws ConfigError, IoError,
 // DataError for bad input, before any training step when the problem is in the input.
-int run_train(const TrainCommand& cmd);
+//
+// With `comm` of several ranks (`mpirun -np N attnlab train ...`): data parallel, the run of one process
+// with train.batch / N rows and train.accum · N micro-batches (train/trainer.h). Rank 0 does everything a
+// single process does with the run directory (checks, lock, config, metrics, instrumentation, checkpoints,
+// resume) and sends the config, the step and the parameters and AdamW moments to the others; those only
+// compute. A bad input fails every rank before any step (rank 0 names it); the ranks agree each step on
+// stopping (a signal, a spike stop), so they stop after the same step and rank 0 checkpoints.
+int run_train(const TrainCommand& cmd, Comm* comm = nullptr);
 
 }  // namespace attnlab

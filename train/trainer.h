@@ -9,6 +9,7 @@
 #include "model/dnnl_context.h"
 #include "model/transformer.h"
 #include "train/adamw.h"
+#include "train/comm.h"
 #include "train/config/config.h"
 #include "train/data.h"
 
@@ -33,9 +34,14 @@ struct LossParts {
   double loss = 0.0, loss_ce = 0.0, loss_z = 0.0;
 };
 
+// Data parallel over the ranks of `comm` (nullptr or size 1: one process). `cfg` is the config of the
+// equivalent single process: train.batch rows per micro-batch and train.accum micro-batches per step over
+// all ranks (rank_config() makes it from a user's config); each rank runs accum / ranks of the micro-batches
+// (rank 0 the last block, rank 1 the one before, …), the gradients are summed over the ranks before the norm, the clip
+// and AdamW, and every rank applies the same update, so the parameters stay identical on every rank.
 class Trainer {
  public:
-  Trainer(const RunConfig& cfg, DnnlContext& ctx, const Dataset& data);
+  Trainer(const RunConfig& cfg, DnnlContext& ctx, const Dataset& data, Comm* comm = nullptr);
   StepStats step();
   // Mean validation loss (the objective, with its parts) over train.eval_batches fixed batches (forward
   // only; gradients untouched).
@@ -60,9 +66,16 @@ class Trainer {
   AdamW opt_;
   std::vector<int32_t> inputs_, targets_;
   std::vector<double> norm_scratch_;
+  std::vector<double> parts_;  // the losses of every micro-batch (or eval batch), summed over the ranks
+  Comm* comm_ = nullptr;       // nullptr: one process
   int64_t step_ = 0;
   Monitor* monitor_ = nullptr;
 };
+
+// The config each rank trains with when `user` runs on `ranks` ranks: train.batch / ranks rows per
+// micro-batch, train.accum · ranks micro-batches per step (the equivalent single-process run). Throws
+// ConfigError when train.batch is not a multiple of ranks.
+RunConfig rank_config(const RunConfig& user, int ranks);
 
 // Decay groups from the parameter table: 2-D weights decay, vectors (gains) do not.
 std::vector<ParamGroup> decay_groups(const std::vector<ParamInfo>& table);

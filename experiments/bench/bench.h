@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "train/comm.h"
 #include "train/config/config.h"
 
 namespace attnlab {
@@ -21,6 +22,12 @@ struct BenchCommand {
   std::vector<std::string> instrument = {"off"};
   bool json = false;                       // one JSON line per cell (the cell runs in this process)
   std::string self_exe;                    // path of this binary, to run cells as child processes
+  // MPI ranks per cell: a cell with R > 1 runs under `mpirun -np R --oversubscribe` (data parallel, train.batch
+  // split over the ranks, --threads threads each) and reports the communication per step. mpi_tcp: the ranks
+  // talk over TCP on the loopback interface instead of shared memory (closer to a network).
+  std::vector<int> ranks = {1};
+  bool mpi_tcp = false;
+  Comm* comm = nullptr;                    // --json under mpirun: this process's ranks
 };
 
 // The named benchmark configurations (SwiGLU hidden 4d, RoPE, untied head, uniform tokens).

@@ -7,7 +7,7 @@
 
 namespace attnlab::cli {
 
-int cmd_train(Args& a, const std::vector<std::string>& argv) {
+int cmd_train(Args& a, const std::vector<std::string>& argv, attnlab::Comm* comm) {
   attnlab::TrainCommand c;
   c.argv = argv;
   for (; !a.done(); ++a.i) {
@@ -24,7 +24,7 @@ int cmd_train(Args& a, const std::vector<std::string>& argv) {
   if (!c.config_path.empty() && !c.resume_dir.empty())
     throw UsageError("train: give either CONFIG.yaml or --resume RUN_DIR (a resumed run uses its own config.yaml)");
   if (!c.resume_dir.empty() && !c.out_dir.empty()) throw UsageError("train: --out cannot be combined with --resume");
-  return attnlab::run_train(c);
+  return attnlab::run_train(c, comm);
 }
 
 }  // namespace attnlab::cli

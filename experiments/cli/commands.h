@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "train/comm.h"
+
 namespace attnlab::cli {
 
 struct UsageError : std::runtime_error {
@@ -37,11 +39,12 @@ std::string self_exe(const char* argv0);
 void apply_thread_defaults(char** argv);
 
 // The subcommands: each returns the exit code; bad arguments throw UsageError, bad input the libraries' errors.
-int cmd_train(Args& a, const std::vector<std::string>& argv);  // argv: the whole command line, for run.json
+// comm: the MPI ranks under mpirun (nullptr or size 1 otherwise); only train and sweep run on several.
+int cmd_train(Args& a, const std::vector<std::string>& argv, attnlab::Comm* comm);  // argv: for run.json
 int cmd_grads(Args& a);
-int cmd_bench(Args& a, const std::string& self);  // self: this binary, for the cells' child processes
+int cmd_bench(Args& a, const std::string& self, attnlab::Comm* comm);  // self: for the cells' child processes
 int cmd_config(Args& a);
-int cmd_sweep(Args& a, const std::string& self);
+int cmd_sweep(Args& a, const std::string& self, attnlab::Comm* comm);
 int cmd_repro(Args& a, const std::string& self);
 [[noreturn]] void cmd_report(Args& a);  // replaces this process with experiments/report/report.py
 int cmd_data(Args& a);                  // data get|list: the prose corpora

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,10 +23,12 @@ const char* kUsage =
     "  attnlab train --resume RUN_DIR [--set train.steps=N ...]\n"
     "  attnlab grads CONFIG.yaml --out GRADS.safetensors [--checkpoint CKPT] [--batch BATCH] [--set ...]\n"
     "  attnlab bench [--preset A,B,C,D] [--threads 1,2] [--instrument off,default,all] [--warmup N]\n"
-    "                [--steps N] [--repeats N] [--json]\n"
+    "                [--steps N] [--repeats N] [--json] [--ranks 1,2 [--mpi-tcp]]\n"
     "  attnlab bench CONFIG.yaml [--set ...] [--threads ...]\n"
     "  attnlab config CONFIG.yaml [--set ...]      print the resolved config\n"
     "  attnlab sweep SWEEP.yaml [--out DIR] [--jobs N] [--threads N] [--set key=value ...] [--dry-run]\n"
+    "                [--point I] [--emit slurm]   one point (a Slurm array task) / print a Slurm job-array script\n"
+    "  mpirun -np N attnlab train|sweep ...        data-parallel training / a sweep over the ranks (README \"MPI\")\n"
     "  attnlab repro NAME|DIR [--budget quick|full] [--out DIR] [--jobs N] [--threads N] [--no-report]\n"
     "  attnlab repro --list                        the reproductions under experiments/\n"
     "  attnlab report RUN_OR_SWEEP... [--out DIR]  HTML page and figures (experiments/report/report.py)\n"
@@ -49,13 +52,20 @@ int main(int argc, char** argv) {
   }
   const std::string verb = args[0];
   Args a{std::vector<std::string>(args.begin() + 1, args.end())};
+  const std::vector<std::string> command_line(argv, argv + argc);
+  std::unique_ptr<attnlab::Comm> comm;  // MPI ranks under mpirun; kept until exit (MPI_Finalize)
   try {
-    if (verb == "train") return cmd_train(a, std::vector<std::string>(argv, argv + argc));
+    if (attnlab::launched_by_mpirun()) {
+      if (verb != "train" && verb != "sweep" && verb != "bench")
+        throw UsageError("'" + verb + "' runs in one process; under mpirun only 'train' and 'sweep' run");
+      comm = attnlab::make_comm(&argc, &argv);
+    }
+    if (verb == "train") return cmd_train(a, command_line, comm.get());
     if (verb == "grads") return cmd_grads(a);
     // The real path: "/proc/self/exe" inside popen's shell is the shell.
-    if (verb == "bench") return cmd_bench(a, self_exe(argv[0]));
+    if (verb == "bench") return cmd_bench(a, self_exe(argv[0]), comm.get());
     if (verb == "config") return cmd_config(a);
-    if (verb == "sweep") return cmd_sweep(a, self_exe(argv[0]));
+    if (verb == "sweep") return cmd_sweep(a, self_exe(argv[0]), comm.get());
     if (verb == "repro") return cmd_repro(a, self_exe(argv[0]));
     if (verb == "data") return cmd_data(a);
     if (verb == "report") cmd_report(a);  // replaces this process

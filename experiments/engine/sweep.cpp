@@ -19,6 +19,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -735,6 +736,7 @@ pid_t launch(const std::vector<std::string>& args, const fs::path& log_path) {
     dup2(devnull, 0);
     close(devnull);
   }
+  setenv("ATTNLAB_NO_MPI", "1", 1);  // a run is one process even when this sweep is an MPI rank
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -766,59 +768,100 @@ class SignalGuard {
 
 }  // namespace
 
+namespace {
+
+// The distributed sweep's messages (int64 pairs): a rank asks for a run when it has a free slot, rank 0
+// answers every request with a point to run or "stop", the rank reports each run's exit code, and says
+// goodbye when it has nothing left; rank 0 forwards an interrupt.
+enum Tag : int { kRequest = 1, kAssign = 2, kDone = 3, kBye = 4, kInterrupt = 5 };
+constexpr int64_t kStop = -1;
+
+// The runs' processes are single-process attnlab: an mpirun environment they inherit must not make them
+// ranks (train/comm.h).
+void forward_signal(const std::map<pid_t, Running>& running, int count, int sig) {
+  const int s = count >= 3 ? SIGKILL : sig;  // a third Ctrl-C gives up on clean stops
+  for (const auto& [pid, r] : running) kill(pid, s);
+}
+
+int exit_code_of(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+}
+
+// A rank other than 0: runs what rank 0 assigns, `jobs` at a time, until rank 0 says stop.
+void run_worker(Comm& comm, int jobs, const std::function<std::vector<std::string>(const Job&)>& child_args,
+                const fs::path& dir, const Sweep& sweep) {
+  const SignalGuard guard;
+  std::map<pid_t, Running> running;
+  int outstanding = 0, forwarded = 0;
+  bool stopped = false;
+  const int64_t req[2] = {0, 0};
+  for (int k = 0; k < jobs; ++k, ++outstanding) comm.send(req, 2, 0, kRequest);
+  comm.set_context("the sweep queue");
+  while (!(stopped && outstanding == 0 && running.empty())) {
+    int64_t msg[2];
+    int src = 0;
+    if (g_sweep_signal_count.load() > forwarded || comm.poll_recv(msg, 2, kInterrupt, &src)) {
+      forwarded = std::max(forwarded + 1, g_sweep_signal_count.load());
+      stopped = true;  // ask for nothing more; what runs saves a checkpoint and stops
+      forward_signal(running, forwarded, g_sweep_signal.load() ? g_sweep_signal.load() : SIGINT);
+    }
+    bool busy = false;
+    if (comm.poll_recv(msg, 2, kAssign, &src)) {
+      busy = true;
+      --outstanding;
+      if (msg[0] == kStop) {
+        stopped = true;
+      } else {
+        const Job j{size_t(msg[0]), msg[1] != 0, ""};
+        const pid_t pid = launch(child_args(j), dir / "logs" / (sweep.points[j.point].name + ".log"));
+        if (pid < 0) {
+          const int64_t done[2] = {msg[0], 127};
+          comm.send(done, 2, 0, kDone);
+          if (!stopped) comm.send(req, 2, 0, kRequest), ++outstanding;
+        } else {
+          running[pid] = {j, std::chrono::steady_clock::now(), 0};
+        }
+      }
+    }
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid > 0 && running.count(pid)) {
+      busy = true;
+      const int64_t done[2] = {int64_t(running[pid].job.point), exit_code_of(status)};
+      running.erase(pid);
+      comm.send(done, 2, 0, kDone);
+      if (!stopped) comm.send(req, 2, 0, kRequest), ++outstanding;
+    }
+    if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int64_t bye[2] = {0, 0};
+  comm.send(bye, 2, 0, kBye);
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace
+
 SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
   SweepResult res;
   res.dir = opt.out_dir.empty() ? sweep.default_dir : opt.out_dir;
   const fs::path dir(res.dir);
+  Comm* comm = opt.comm && opt.comm->size() > 1 ? opt.comm : nullptr;
+  const bool root = !comm || comm->rank() == 0;
   const int threads = opt.threads > 0 ? opt.threads
                       : (!sweep.points.empty() && sweep.points[0].config.train.threads > 0)
                           ? sweep.points[0].config.train.threads
                           : 1;
   const int cores = available_cores();
-  const int jobs = opt.jobs > 0 ? opt.jobs : std::max(1, cores / threads);
-
-  // 1. Classify every run before anything starts: a conflicting directory stops the sweep here.
-  std::vector<std::string> conflicts;
-  std::vector<RunState> states(sweep.points.size());
-  std::vector<std::string> details(sweep.points.size());
-  for (size_t i = 0; i < sweep.points.size(); ++i) {
-    try {
-      states[i] = run_state((dir / sweep.points[i].name).string(), sweep.points[i].config, &details[i]);
-    } catch (const ConfigError& e) {
-      conflicts.push_back(e.what());
-    }
-  }
-  if (!conflicts.empty()) {
-    std::string msg = "the sweep directory " + res.dir + " holds runs that do not match the sweep file:";
-    for (const auto& c : conflicts) msg += "\n  " + c;
-    throw ConfigError(msg);
-  }
-  std::vector<Job> todo;
-  int n_done = 0, n_stopped = 0, n_resume = 0;
-  for (size_t i = 0; i < sweep.points.size(); ++i) {
-    RunOutcome o;
-    o.name = sweep.points[i].name;
-    o.dir = (dir / o.name).string();
-    o.state = states[i];
-    o.detail = details[i];
-    if (states[i] == RunState::kFinished) ++n_done;
-    else if (states[i] == RunState::kStopped) ++n_stopped, o.failed = true;
-    else {
-      if (states[i] == RunState::kResumable) ++n_resume;
-      todo.push_back({i, states[i] == RunState::kResumable, details[i]});
-    }
-    res.runs.push_back(o);
-  }
-  std::string plan;
-  if (!todo.empty())
-    plan = "; " + std::to_string(std::min<size_t>(size_t(jobs), todo.size())) + " at a time x " +
-           std::to_string(threads) + (threads == 1 ? " thread" : " threads");
-  std::fprintf(stderr, "attnlab sweep: %zu runs in %s: %d finished, %d stopped early, %zu to run (%d to resume)%s\n",
-               sweep.points.size(), res.dir.c_str(), n_done, n_stopped, todo.size(), n_resume, plan.c_str());
-  for (size_t i = 0; i < sweep.points.size(); ++i)
-    if (states[i] == RunState::kStopped)
-      std::fprintf(stderr, "  %s: stopped early, not retried (%s); move the directory away to rerun it\n",
-                   sweep.points[i].name.c_str(), details[i].c_str());
+  // Under mpirun one run per rank unless --jobs says more (a rank per host with --jobs = its cores works too).
+  const int jobs = opt.jobs > 0 ? opt.jobs : comm ? 1 : std::max(1, cores / threads);
+  if (opt.point >= 0 && opt.point >= int64_t(sweep.points.size()))
+    throw ConfigError("--point " + std::to_string(opt.point) + ": " + sweep.source + " has " +
+                      std::to_string(sweep.points.size()) + " points (0.." + std::to_string(sweep.points.size() - 1) + ")");
 
   std::string exe = opt.exe;
   if (exe.empty()) {  // this process's binary (its real path, not argv[0])
@@ -835,6 +878,80 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     a.insert(a.end(), {"--quiet", "--set", "train.threads=" + std::to_string(threads)});
     return a;
   };
+  // Rank 0 classifies, locks and writes the configs; the others wait for its word (0 = go).
+  auto all_ok = [&](bool ok) {
+    if (!comm) return ok;
+    int64_t f = ok ? 0 : 1;
+    comm->allreduce_max(&f, 1);
+    return f == 0;
+  };
+  if (!root) {
+    if (opt.dry_run) return res;
+    if (!all_ok(true)) {
+      res.exit_code = 2;
+      return res;
+    }
+    run_worker(*comm, jobs, child_args, dir, sweep);
+    return res;  // rank 0 reports
+  }
+  int lock_fd = -1;
+  struct LockRelease {
+    int& fd;
+    ~LockRelease() {
+      if (fd >= 0) close(fd);
+    }
+  } lock_release{lock_fd};
+  std::vector<Job> todo;
+  try {
+  // 1. Classify every run before anything starts: a conflicting directory stops the sweep here.
+  std::vector<std::string> conflicts;
+  std::vector<RunState> states(sweep.points.size());
+  std::vector<std::string> details(sweep.points.size());
+  for (size_t i = 0; i < sweep.points.size(); ++i) {
+    if (opt.point >= 0 && int64_t(i) != opt.point) continue;
+    try {
+      states[i] = run_state((dir / sweep.points[i].name).string(), sweep.points[i].config, &details[i]);
+    } catch (const ConfigError& e) {
+      conflicts.push_back(e.what());
+    }
+  }
+  if (!conflicts.empty()) {
+    std::string msg = "the sweep directory " + res.dir + " holds runs that do not match the sweep file:";
+    for (const auto& c : conflicts) msg += "\n  " + c;
+    throw ConfigError(msg);
+  }
+  int n_done = 0, n_stopped = 0, n_resume = 0;
+  for (size_t i = 0; i < sweep.points.size(); ++i) {
+    RunOutcome o;
+    o.name = sweep.points[i].name;
+    o.dir = (dir / o.name).string();
+    o.state = states[i];
+    o.detail = details[i];
+    if (opt.point >= 0 && int64_t(i) != opt.point) {
+      res.runs.push_back(o);  // not this task's
+      continue;
+    }
+    if (states[i] == RunState::kFinished) ++n_done;
+    else if (states[i] == RunState::kStopped) ++n_stopped, o.failed = true;
+    else {
+      if (states[i] == RunState::kResumable) ++n_resume;
+      todo.push_back({i, states[i] == RunState::kResumable, details[i]});
+    }
+    res.runs.push_back(o);
+  }
+  const int slots = jobs * (comm ? comm->size() : 1);
+  std::string plan;
+  if (!todo.empty())
+    plan = "; " + std::to_string(std::min<size_t>(size_t(slots), todo.size())) + " at a time x " +
+           std::to_string(threads) + (threads == 1 ? " thread" : " threads") +
+           (comm ? " over " + std::to_string(comm->size()) + " MPI ranks (" + comm->describe() + ")" : "");
+  const size_t listed = opt.point >= 0 ? 1 : sweep.points.size();
+  std::fprintf(stderr, "attnlab sweep: %zu run%s in %s: %d finished, %d stopped early, %zu to run (%d to resume)%s\n",
+               listed, listed == 1 ? "" : "s", res.dir.c_str(), n_done, n_stopped, todo.size(), n_resume, plan.c_str());
+  for (size_t i = 0; i < sweep.points.size(); ++i)
+    if (states[i] == RunState::kStopped && (opt.point < 0 || int64_t(i) == opt.point))
+      std::fprintf(stderr, "  %s: stopped early, not retried (%s); move the directory away to rerun it\n",
+                   sweep.points[i].name.c_str(), details[i].c_str());
 
   if (opt.dry_run) {
     for (const Job& j : todo) {
@@ -845,77 +962,62 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     return res;
   }
 
-  // 2. The directory, its lock (two sweeps writing the same runs would corrupt them), the configs.
+  // 2. The directory, its lock (two sweeps writing the same runs would corrupt them), the configs. One
+  // point of an array job takes no sweep lock (the tasks run at once; each run has its own lock).
   fs::create_directories(dir / "configs");
   fs::create_directories(dir / "logs");
-  const int lock_fd = open((dir / ".sweep.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    if (lock_fd >= 0) close(lock_fd);
-    throw IoError("another attnlab sweep is running in " + res.dir + " (lock " + (dir / ".sweep.lock").string() + ")");
+  if (opt.point < 0) {
+    lock_fd = open((dir / ".sweep.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+      throw IoError("another attnlab sweep is running in " + res.dir + " (lock " + (dir / ".sweep.lock").string() + ")");
   }
-  struct LockRelease {
-    int fd;
-    ~LockRelease() { close(fd); }
-  } lock_release{lock_fd};
-  for (const SweepPoint& p : sweep.points)
-    write_atomic(dir / "configs" / (p.name + ".yaml"), dump_config(p.config, p.overrides));
+  for (size_t i = 0; i < sweep.points.size(); ++i)
+    if (opt.point < 0 || int64_t(i) == opt.point)
+      write_atomic(dir / "configs" / (sweep.points[i].name + ".yaml"),
+                   dump_config(sweep.points[i].config, sweep.points[i].overrides));
+  } catch (...) {
+    if (comm && !opt.dry_run) all_ok(false);
+    throw;
+  }
+  if (opt.dry_run) return res;
+  all_ok(true);
 
-  // 3. Run: at most `jobs` children at once; one line per start and finish.
+  // 3. Run: at most `jobs` children at once here and `jobs` on every other rank; one line per start and finish.
   const SignalGuard guard;
   const auto t0 = std::chrono::steady_clock::now();
   auto since = [&](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
-  std::map<pid_t, Running> running;
+  std::map<pid_t, Running> running;     // this rank's children
+  std::map<size_t, Running> remote;     // point -> run on another rank
+  std::map<size_t, int> remote_rank;
   size_t next = 0;
-  int forwarded = 0, finished_now = 0, failed_now = 0;
+  int forwarded = 0, finished_now = 0, failed_now = 0, byes = 0;
+  const int workers = comm ? comm->size() - 1 : 0;
   const size_t total = todo.size();
-  while (next < todo.size() || !running.empty()) {
-    const bool stopping = g_sweep_signal.load() != 0;
-    if (stopping && g_sweep_signal_count.load() > forwarded) {
-      // Forward each Ctrl-C to the children: they finish the step, checkpoint and exit with 130.
-      if (forwarded == 0)
-        std::fprintf(stderr, "attnlab sweep: interrupted; stopping %zu running runs (they save a checkpoint)\n",
-                     running.size());
-      // A third Ctrl-C gives up on clean stops.
-      const int sig = g_sweep_signal_count.load() >= 3 ? SIGKILL : g_sweep_signal.load();
-      for (const auto& [pid, r] : running) kill(pid, sig);
-      forwarded = g_sweep_signal_count.load();
+  // Takes the next job: a stale directory moves to .failed/, the log's size marks where this attempt starts.
+  auto begin = [&](const Job& j, const std::string& where) {
+    const SweepPoint& p = sweep.points[j.point];
+    const fs::path run_dir = dir / p.name;
+    if (res.runs[j.point].state == RunState::kStale) {  // no checkpoint: keep it for inspection, start over
+      fs::create_directories(dir / ".failed");
+      fs::path to = dir / ".failed" / (p.name + "-" + stamp());
+      for (int k = 1; fs::exists(to); ++k) to = dir / ".failed" / (p.name + "-" + stamp() + "-" + std::to_string(k));
+      fs::rename(run_dir, to);
     }
-    while (!stopping && next < todo.size() && int(running.size()) < jobs) {
-      const Job& j = todo[next++];
-      const SweepPoint& p = sweep.points[j.point];
-      const fs::path run_dir = dir / p.name;
-      if (res.runs[j.point].state == RunState::kStale) {  // no checkpoint: keep it for inspection, start over
-        fs::create_directories(dir / ".failed");
-        fs::path to = dir / ".failed" / (p.name + "-" + stamp());
-        for (int k = 1; fs::exists(to); ++k) to = dir / ".failed" / (p.name + "-" + stamp() + "-" + std::to_string(k));
-        fs::rename(run_dir, to);
-      }
-      const fs::path log = dir / "logs" / (p.name + ".log");
-      std::error_code ec;
-      const auto size = fs::exists(log) ? fs::file_size(log, ec) : 0;
-      const pid_t pid = launch(child_args(j), log);
-      if (pid < 0) throw IoError(std::string("cannot start a run: fork failed: ") + std::strerror(errno));
-      running[pid] = {j, std::chrono::steady_clock::now(), std::streamoff(size)};
-      res.runs[j.point].ran = true;
-      std::fprintf(stderr, "[%7.1fs] start  %s (%zu/%zu)%s\n", since(t0), p.name.c_str(), next, total,
-                   j.resume ? (" resuming: " + j.detail).c_str() : "");
-    }
-    int status = 0;
-    const pid_t pid = waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) {
-      if (pid < 0 && errno == ECHILD && !running.empty()) running.clear();  // cannot happen; avoid a hang
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      continue;
-    }
-    const auto it = running.find(pid);
-    if (it == running.end()) continue;  // not one of ours
-    const Running r = it->second;
-    running.erase(it);
+    const fs::path log = dir / "logs" / (p.name + ".log");
+    std::error_code ec;
+    const auto size = fs::exists(log) ? fs::file_size(log, ec) : 0;
+    res.runs[j.point].ran = true;
+    std::fprintf(stderr, "[%7.1fs] start  %s (%zu/%zu)%s%s\n", since(t0), p.name.c_str(), next, total, where.c_str(),
+                 j.resume ? (" resuming: " + j.detail).c_str() : "");
+    return Running{j, std::chrono::steady_clock::now(), std::streamoff(ec ? 0 : size)};
+  };
+  // A run ended with `exit_code`: its state now, one line, its output's tail on failure.
+  auto complete = [&](const Running& r, int exit_code, bool stopping) {
     const SweepPoint& p = sweep.points[r.job.point];
     RunOutcome& o = res.runs[r.job.point];
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+    o.exit_code = exit_code;
     try {
       o.state = run_state(o.dir, p.config, &o.detail);
     } catch (const ConfigError& e) {
@@ -925,11 +1027,11 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     if (o.exit_code == 0 && o.state == RunState::kFinished) {
       ++finished_now;
       std::fprintf(stderr, "[%7.1fs] done   %s in %s\n", since(t0), p.name.c_str(), seconds_text(secs).c_str());
-      continue;
+      return;
     }
     if (stopping && (o.exit_code == 130 || o.exit_code == 128 + SIGINT || o.exit_code == 128 + SIGTERM)) {
       std::fprintf(stderr, "[%7.1fs] paused %s (%s)\n", since(t0), p.name.c_str(), o.detail.c_str());
-      continue;
+      return;
     }
     o.failed = true;
     ++failed_now;
@@ -943,20 +1045,91 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     }
     std::fprintf(stderr, "[%7.1fs] FAILED %s (exit %d, %s): %s\n           output: %s/stderr.log\n", since(t0),
                  p.name.c_str(), o.exit_code, seconds_text(secs).c_str(), last_line(tail).c_str(), o.dir.c_str());
+  };
+  bool told_workers = false;
+  while (next < todo.size() || !running.empty() || !remote.empty() || byes < workers) {
+    const bool stopping = g_sweep_signal.load() != 0;
+    if (stopping && g_sweep_signal_count.load() > forwarded) {
+      // Forward each Ctrl-C to the children: they finish the step, checkpoint and exit with 130.
+      if (forwarded == 0)
+        std::fprintf(stderr, "attnlab sweep: interrupted; stopping %zu running runs (they save a checkpoint)\n",
+                     running.size() + remote.size());
+      forward_signal(running, g_sweep_signal_count.load(), g_sweep_signal.load());
+      if (comm && !told_workers) {
+        const int64_t msg[2] = {g_sweep_signal.load(), 0};
+        for (int r = 1; r < comm->size(); ++r) comm->send(msg, 2, r, kInterrupt);
+        told_workers = true;
+      }
+      forwarded = g_sweep_signal_count.load();
+    }
+    while (!stopping && next < todo.size() && int(running.size()) < jobs) {
+      const Job& j = todo[next++];
+      const Running r = begin(j, comm ? " on rank 0" : "");
+      const pid_t pid = launch(child_args(j), dir / "logs" / (sweep.points[j.point].name + ".log"));
+      if (pid < 0) throw IoError(std::string("cannot start a run: fork failed: ") + std::strerror(errno));
+      running[pid] = r;
+    }
+    bool busy = false;
+    if (comm) {
+      int64_t msg[2];
+      int src = 0;
+      while (comm->poll_recv(msg, 2, kRequest, &src)) {  // a free slot on rank src
+        busy = true;
+        int64_t reply[2] = {kStop, 0};
+        if (!stopping && next < todo.size()) {
+          const Job& j = todo[next++];
+          remote[j.point] = begin(j, " on rank " + std::to_string(src));
+          remote_rank[j.point] = src;
+          reply[0] = int64_t(j.point);
+          reply[1] = j.resume ? 1 : 0;
+        }
+        comm->send(reply, 2, src, kAssign);
+      }
+      while (comm->poll_recv(msg, 2, kDone, &src)) {
+        busy = true;
+        const auto it = remote.find(size_t(msg[0]));
+        if (it == remote.end()) continue;
+        const Running r = it->second;
+        remote.erase(it);
+        complete(r, int(msg[1]), stopping);
+      }
+      while (comm->poll_recv(msg, 2, kBye, &src)) ++byes, busy = true;
+    }
+    int status = 0;
+    const pid_t pid = running.empty() ? 0 : waitpid(-1, &status, WNOHANG);
+    if (pid < 0 && errno == ECHILD) running.clear();  // cannot happen; avoid a hang
+    const auto it = pid > 0 ? running.find(pid) : running.end();
+    if (it == running.end()) {
+      if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(comm ? 20 : 50));
+      continue;
+    }
+    const Running r = it->second;
+    running.erase(it);
+    complete(r, exit_code_of(status), stopping);
   }
   res.interrupted = g_sweep_signal.load() != 0;
 
-  write_sweep_summary(sweep, res.dir);
   int n_failed = 0, n_finished = 0, n_incomplete = 0;
-  for (const auto& o : res.runs) {
+  for (size_t i = 0; i < res.runs.size(); ++i) {
+    if (opt.point >= 0 && int64_t(i) != opt.point) continue;
+    const auto& o = res.runs[i];
     if (o.state == RunState::kFinished) ++n_finished;
     else if (o.failed) ++n_failed;
     else ++n_incomplete;
   }
-  std::fprintf(stderr, "attnlab sweep: %d of %zu runs finished (%d now), %d failed or stopped early, %d incomplete; "
-               "%s; summary: %s\n",
-               n_finished, res.runs.size(), finished_now, n_failed, n_incomplete, seconds_text(since(t0)).c_str(),
-               (dir / "summary.md").string().c_str());
+  if (opt.point < 0) {
+    write_sweep_summary(sweep, res.dir);
+    std::fprintf(stderr, "attnlab sweep: %d of %zu runs finished (%d now), %d failed or stopped early, %d incomplete; "
+                 "%s; summary: %s\n",
+                 n_finished, res.runs.size(), finished_now, n_failed, n_incomplete, seconds_text(since(t0)).c_str(),
+                 (dir / "summary.md").string().c_str());
+  } else {
+    std::fprintf(stderr, "attnlab sweep: point %lld (%s): %s; %s; the summary is written by a run of the whole sweep "
+                 "(attnlab sweep %s --out %s)\n",
+                 (long long)opt.point, sweep.points[size_t(opt.point)].name.c_str(),
+                 run_state_name(res.runs[size_t(opt.point)].state), seconds_text(since(t0)).c_str(),
+                 sweep.source.c_str(), res.dir.c_str());
+  }
   if (res.interrupted) {
     std::fprintf(stderr, "attnlab sweep: interrupted; run the same command again to resume\n");
     res.exit_code = 130;
@@ -964,7 +1137,50 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     res.exit_code = (n_failed > 0 || n_incomplete > 0) ? 1 : 0;
   }
   (void)failed_now;
+  (void)remote_rank;
   return res;
+}
+
+std::string emit_slurm(const Sweep& sweep, const SweepOptions& opt) {
+  const fs::path dir = fs::absolute(opt.out_dir.empty() ? sweep.default_dir : opt.out_dir);
+  const int threads = opt.threads > 0 ? opt.threads
+                      : (!sweep.points.empty() && sweep.points[0].config.train.threads > 0)
+                          ? sweep.points[0].config.train.threads
+                          : 1;
+  std::string exe = opt.exe;
+  if (exe.empty()) {
+    char buf[4096] = {0};
+    const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n > 0) exe.assign(buf, size_t(n));
+  }
+  const std::string file = fs::absolute(opt.sweep_file.empty() ? sweep.source : opt.sweep_file).string();
+  const size_t n = sweep.points.size();
+  std::string sets;
+  for (const auto& e : opt.extra) sets += " --set " + shell_quote(e);
+  std::ostringstream os;
+  os << "#!/bin/bash\n"
+     << "# Slurm job array for the attnlab sweep " << file << ": one task per point, task i runs point i with\n"
+     << "# the run names and resume rules of `attnlab sweep` (a finished run is skipped, a cut one resumed).\n"
+     << "# Submit: sbatch " << (dir / "sweep.slurm").string() << "\n"
+     << "# After the array: " << shell_quote(exe) << " sweep " << shell_quote(file) << " --out " << shell_quote(dir.string())
+     << sets << "   (nothing left to run: writes the summary)\n"
+     << "#SBATCH --job-name=attnlab-" << sanitize(fs::path(sweep.source).stem().string()) << "\n"
+     << "#SBATCH --array=0-" << (n == 0 ? 0 : n - 1) << "\n"
+     << "#SBATCH --ntasks=1\n"
+     << "#SBATCH --cpus-per-task=" << threads << "\n"
+     << "#SBATCH --output=" << (dir / "logs" / "slurm-%A_%a.out").string() << "\n"
+     << "#\n# task  run\n";
+  for (size_t i = 0; i < n; ++i) os << "# " << i << "  " << sweep.points[i].name << "\n";
+  os << "set -euo pipefail\n"
+     << "exec " << shell_quote(exe) << " sweep " << shell_quote(file) << " --out " << shell_quote(dir.string())
+     << " --threads " << threads;
+  os << sets << " --point \"${SLURM_ARRAY_TASK_ID:?not a Slurm array task}\"\n";
+  fs::create_directories(dir / "logs");
+  const fs::path script = dir / "sweep.slurm";
+  write_atomic(script, os.str());
+  fs::permissions(script, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
+  return "attnlab sweep: wrote " + script.string() + " (" + std::to_string(n) + " array tasks, " +
+         std::to_string(threads) + " CPU each); submit it with: sbatch " + script.string();
 }
 
 }  // namespace attnlab

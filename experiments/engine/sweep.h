@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "train/comm.h"
 #include "train/config/config.h"
 
 namespace attnlab {
@@ -86,6 +87,15 @@ struct SweepOptions {
   int jobs = 0;         // 0 = max(1, cores / threads)
   int threads = 0;      // threads per run; 0 = the base config's train.threads if > 0, else 1
   bool dry_run = false; // print the plan, run nothing
+  // Under mpirun (size > 1): rank 0 classifies the runs, holds the lock and queues the runs; every rank,
+  // rank 0 included, runs `jobs` at a time (default 1 per rank) as its own child processes and asks rank 0
+  // for the next one when a slot frees (dynamic assignment). The sweep directory must be on a file system
+  // every host sees. Rank 0 reports and writes the summary exactly as one process does.
+  Comm* comm = nullptr;
+  int64_t point = -1;   // >= 0: run only this point (a Slurm array task): no sweep lock, no summary
+  // emit_slurm only: the sweep file as given and the --set overrides, repeated in the script.
+  std::string sweep_file;
+  std::vector<std::string> extra;
 };
 
 struct RunOutcome {
@@ -108,6 +118,10 @@ struct SweepResult {
 // ConfigError/IoError before starting anything when a run directory conflicts or the directory is
 // locked by another sweep.
 SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt);
+
+// Writes <dir>/sweep.slurm, a Slurm job-array script with one task per point (`attnlab sweep FILE --point
+// $SLURM_ARRAY_TASK_ID`, the same run names and resume rules), and returns a line saying where it is.
+std::string emit_slurm(const Sweep& sweep, const SweepOptions& opt);
 
 // The summary table for `sweep` in `dir` (also written by run_sweep): CSV and Markdown.
 void write_sweep_summary(const Sweep& sweep, const std::string& dir);
