@@ -16,8 +16,10 @@ if [[ "${ATTNLAB_WITH_TORCH:-0}" == 1 ]]; then
   PKGS+=(python3 python3-numpy python3-torch libopenblas0-openmp)   # only for experiments/bench
 fi
 if [[ "${ATTNLAB_WITH_REPORT:-0}" == 1 ]]; then
-  # experiments/report: figures (matplotlib), configs (yaml), the headless-browser test (chromium, a font)
-  PKGS+=(python3 python3-numpy python3-matplotlib python3-yaml chromium fonts-dejavu-core fonts-liberation)
+  # experiments/report: figures (matplotlib), configs (yaml), the interactive page (plotly, whose plotly.js is
+  # embedded in the page), the headless-browser test (chromium, a font)
+  PKGS+=(python3 python3-numpy python3-matplotlib python3-yaml python3-plotly chromium fonts-dejavu-core
+         fonts-liberation)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -6,12 +6,14 @@ heatmaps) all draw the same runs, chosen once here:
 
 1. With a `train.seed` axis, one run per arm at one seed: the smallest seed that the most arms have, so
    that every panel shows the same seed (an arm without it falls back to its smallest seed; noted).
-2. Within the --max-runs budget, the arms whose runs the claims of verdict.json compare come first (in the
-   order the claims name them), then the other arms evenly over the sweep order, extremes included.
-3. Figures are drawn in the sweep order (sweep.json, else summary.csv, else the order of the inputs).
+2. The arms whose runs the claims of verdict.json compare are always drawn, even beyond --max-runs (in the
+   order the claims name them); a claim naming a run by name makes that run its arm's panel. The other arms
+   fill the budget evenly over the page's order, extremes included.
+3. Figures are drawn in the page's run order (order_runs: the sweep axes' values, numbers numerically).
 """
 import math
 import os
+import re
 
 import numpy as np
 
@@ -102,8 +104,49 @@ def _seed(r):
     return s if isinstance(s, (int, float)) and not isinstance(s, bool) else -1
 
 
-def sweep_order(runs, sweeps):
-    """run -> position: sweep.json's run list, else summary.csv's, else the input order."""
+_NUM = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def natural_key(label):
+    """A label as a sort key with its numbers as numbers: seed=2 before seed=10, lr=1e-3 before lr=1e-2."""
+    out, pos = [], 0
+    for m in _NUM.finditer(label):
+        out += [(1, label[pos:m.start()].lower(), 0.0), (0, "", float(m.group()))]
+        pos = m.end()
+    out.append((1, label[pos:].lower(), 0.0))
+    return tuple(out)
+
+
+def as_number(v):
+    """A config value as a float when it is a number (or a string YAML 1.1 left unparsed, such as 1e-3), else
+    None. Booleans are not numbers."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
+
+
+def value_key(v, categories=()):
+    """Sort key of one config value: numbers by value, then false < true, then strings in `categories` order
+    (the order the sweep lists them), then other strings alphabetically, missing last."""
+    x = as_number(v)
+    if x is not None:
+        return (0, x, "")
+    if isinstance(v, bool):
+        return (1, float(v), "")
+    if v is None:
+        return (4, 0.0, "")
+    s = str(v)
+    if s in categories:
+        return (2, float(list(categories).index(s)), "")
+    return (3, 0.0, s.lower())
+
+
+def _listed_names(sweeps):
     names = []
     for sw in sweeps:
         listed = []
@@ -113,20 +156,56 @@ def sweep_order(runs, sweeps):
         elif sw.summary_csv and len(sw.summary_csv) > 1 and "name" in sw.summary_csv[0]:
             i = sw.summary_csv[0].index("name")
             listed = [row[i] for row in sw.summary_csv[1:] if len(row) > i]
-        names += [os.path.join(sw.path, n) for n in listed]
-    pos = {os.path.abspath(p): i for i, p in enumerate(names)}
-    return {r.label: (pos.get(r.path, len(pos)), i) for i, r in enumerate(runs)}
+        names += [os.path.abspath(os.path.join(sw.path, n)) for n in listed]
+    return names
 
 
-def group(runs, axes, sweeps=(), by_seed=False):
-    """-> [Arm] in sweep order, grouping by every varying key except train.seed (unless by_seed)."""
+def axis_keys(axes, sweeps=()):
+    """The varying keys in sort priority: sweep.json's axes first, then alphabetically; train.seed last."""
     listed = []
     for sw in sweeps:
         if isinstance(sw.sweep_json, dict):
             listed += [k for k in sw.sweep_json.get("axes") or [] if k not in listed]
-    keys = sorted((k for k in axes if by_seed or k != "train.seed"),
-                  key=lambda k: (listed.index(k) if k in listed else len(listed), k))
-    order = sweep_order(runs, sweeps)
+    return sorted(axes, key=lambda k: (k == "train.seed", listed.index(k) if k in listed else len(listed), k))
+
+
+def order_runs(runs, axes, sweeps=()):
+    """The page's run order (every table, legend and figure): by the sweep axes' values (numbers numerically,
+    strings in the order the sweep lists them, train.seed last), then by label with its numbers as numbers."""
+    listed = _listed_names(sweeps)
+    pos = {p: i for i, p in enumerate(listed)}
+    by_list = sorted(runs, key=lambda r: (pos.get(r.path, len(pos)), natural_key(r.label)))
+    keys = axis_keys(axes, sweeps)
+    cats = {}
+    for k in keys:
+        seen = []
+        for r in by_list:
+            v = r.flat_config().get(k)
+            if as_number(v) is None and not isinstance(v, bool) and v is not None and str(v) not in seen:
+                seen.append(str(v))
+        cats[k] = seen
+    flats = {r.label: r.flat_config() for r in runs}
+    return sorted(runs, key=lambda r: tuple(value_key(flats[r.label].get(k), cats[k]) for k in keys)
+                  + (natural_key(r.label),))
+
+
+def sorted_values(vals):
+    """An axis' distinct values in the page's order (numbers numerically)."""
+    cats = [str(v) for v in vals if as_number(v) is None and not isinstance(v, bool) and v is not None]
+    return sorted(vals, key=lambda v: value_key(v, cats))
+
+
+def sweep_order(runs, sweeps, axes=None):
+    """run -> position in the page's order (order_runs)."""
+    if axes is None:
+        axes = {}
+    return {r.label: (i, i) for i, r in enumerate(order_runs(runs, axes, sweeps))}
+
+
+def group(runs, axes, sweeps=(), by_seed=False):
+    """-> [Arm] in sweep order, grouping by every varying key except train.seed (unless by_seed)."""
+    keys = [k for k in axis_keys(axes, sweeps) if by_seed or k != "train.seed"]
+    order = sweep_order(runs, sweeps, axes)
     arms = {}
     for r in sorted(runs, key=lambda r: order[r.label]):
         f = r.flat_config()
@@ -198,6 +277,17 @@ def claim_runs(runs, sweeps):
     return ordered, by
 
 
+def named_claim_runs(runs, sweeps):
+    """The runs the claims name by run name (not by a config selector), in the order they are named."""
+    out = []
+    for _, ref, base in claim_refs(sweeps):
+        if isinstance(ref, str):
+            for r in runs:
+                if _matches(r, ref, base) and r not in out:
+                    out.append(r)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # Selection
 
@@ -211,13 +301,17 @@ class Selection:
         self.claim_arms, self.claim_ids, self.notes, self.seeded = claim_arms, claim_ids, notes, seeded
         self.arm_of = {r.label: a for a in arms for r in a.runs}
 
+    def room(self, n):
+        """n, raised to the number of arms the claims compare: those are always drawn."""
+        return max(n, len(self.claim_arms))
+
     def take(self, n):
-        chosen = self.ranked[:n]
+        chosen = self.ranked[:self.room(n)]
         idx = {id(a): i for i, a in enumerate(self.arms)}
         return sorted(chosen, key=lambda a: idx[id(a)])
 
     def left_out(self, n):
-        return [a for a in self.ranked[n:]]
+        return [a for a in self.ranked[self.room(n):]]
 
     def runs(self, n):
         """The representative runs of the first n ranked arms, in sweep order."""
@@ -257,6 +351,15 @@ def select(runs, axes, sweeps=()):
         for a in arms:
             a.rep = a.runs[0]
     cruns, cids = claim_runs(runs, sweeps)
+    # A claim that names runs (not a config selector) compares those runs: when none of them is at the
+    # chosen seed, the arm shows the first one named, so the figures draw what the claim compares.
+    named = named_claim_runs(runs, sweeps)
+    for a in arms:
+        mine = [r for r in named if r in a.runs]
+        if mine and a.rep not in mine:
+            a.rep = mine[0]
+            notes.append(f"arm {a.label}: the claims name {', '.join(r.label for r in mine)}; its per-run figures "
+                         f"show {a.rep.label}")
     claim_arms = []
     for r in cruns:
         a = next((a for a in arms if r in a.runs), None)

@@ -14,6 +14,7 @@ os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.environ.get("XDG_CACHE_HOM
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
@@ -58,13 +59,73 @@ HEATMAP_TITLES = {
 
 
 def run_colors(runs):
-    """label -> colour, consistent across figures: tab10 for up to 10 runs, else viridis in input order."""
+    """label -> colour, consistent across figures: tab10 for up to 10 runs, else viridis in the page's order."""
     n = len(runs)
     if n <= 10:
         cyc = plt.get_cmap("tab10").colors
         return {r.label: cyc[i] for i, r in enumerate(runs)}
     cm = plt.get_cmap("viridis")
     return {r.label: cm(i / max(n - 1, 1)) for i, r in enumerate(runs)}
+
+
+_BOOL_WORDS = {"true": False, "false": False, "on": False, "off": False, "yes": False, "no": False}
+# Line style of a boolean axis' values: false/off solid, true/on dashed (the eval loss has its own markers).
+BOOL_LS = {False: "-", True: (0, (4.5, 1.8))}
+
+
+def as_bool(v):
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in _BOOL_WORDS:
+        return s in ("true", "on", "yes")
+    return None
+
+
+def boolean_axis(axes):
+    """The first varying key with exactly the values false and true (or off/on), e.g. model.qk_norm; else None."""
+    for k, vals in axes.items():
+        if k == "train.seed" or len(vals) != 2:
+            continue
+        b = [as_bool(v) for v in vals]
+        if None not in b and set(b) == {False, True}:
+            return k
+    return None
+
+
+class Styles:
+    """Colour and line style per run label. With a boolean sweep axis (boolean_axis), the line style shows it
+    (false solid, true dashed) and the colour the other axes, so a pair of runs that differs only in the toggle
+    shares its colour; else every run has its own colour and solid lines."""
+
+    def __init__(self, runs, axes):
+        self.bool_key = boolean_axis(axes)
+        self.ls = {r.label: "-" for r in runs}
+        if self.bool_key is None:
+            self.color = run_colors(runs)
+            return
+        keys = [k for k in axes if k != self.bool_key]
+        groups = []
+        gof = {}
+        for r in runs:
+            f = r.flat_config()
+            g = repr(tuple(str(f.get(k)) for k in keys))
+            if g not in groups:
+                groups.append(g)
+            gof[r.label] = groups.index(g)
+            self.ls[r.label] = BOOL_LS[bool(as_bool(f.get(self.bool_key)))]
+        cyc = plt.get_cmap("tab10").colors
+        cm = plt.get_cmap("viridis")
+        n = len(groups)
+        self.color = {lab: (cyc[i] if n <= 10 else cm(i / max(n - 1, 1))) for lab, i in gof.items()}
+
+    def legend_handles(self):
+        """Line-style key for the boolean axis (empty without one)."""
+        if self.bool_key is None:
+            return []
+        name = self.bool_key.split(".")[-1]
+        return [Line2D([], [], color="0.3", lw=1.2, ls=BOOL_LS[False], label=f"{name} = false"),
+                Line2D([], [], color="0.3", lw=1.2, ls=BOOL_LS[True], label=f"{name} = true")]
 
 
 def short(label, n=42):
@@ -103,7 +164,10 @@ def _mark_nonfinite(ax, xs, color, label=None):
 # Loss
 
 
-def fig_loss(runs, colors):
+def fig_loss(runs, colors, styles=None):
+    """Train loss (lines) and eval loss (open circles) per run, in the given order; styles: Styles (colour and
+    line style per run), else `colors` and solid lines."""
+    ls = styles.ls if styles is not None else {}
     with_train = [r for r in runs if r.train]
     if not with_train:
         return None
@@ -122,15 +186,18 @@ def fig_loss(runs, colors):
         s, y = r.train["step"], r.train["loss"]
         fin = np.isfinite(y)
         finite_all.append(y[fin])
+        st = ls.get(r.label, "-")
         if len(s) > 100:
-            ax.plot(s, y, color=c, lw=0.5, alpha=0.3)
-            ax.plot(s, _smooth(y), color=c, lw=1.2, label=short(r.label))
+            ax.plot(s, y, color=c, lw=0.5, alpha=0.3, ls=st)
+            ax.plot(s, _smooth(y), color=c, lw=1.2, label=short(r.label), ls=st)
         else:
-            ax.plot(s, y, color=c, lw=1.2, label=short(r.label))
+            ax.plot(s, y, color=c, lw=1.2, label=short(r.label), ls=st)
         _mark_nonfinite(ax, s[~fin], c)
         if r.eval:
             es, ev = r.eval["step"], r.eval["val_loss"]
-            ax.plot(es, ev, color=c, lw=0.9, ls="--", marker="o", ms=2.5, mfc="white", mew=0.8)
+            # Eval: open circles on a thin line; dotted unless the line style shows a boolean axis.
+            ax.plot(es, ev, color=c, lw=0.8, ls=st if styles is not None and styles.bool_key else ":", marker="o",
+                    ms=2.8, mfc="white", mew=0.8)
             finite_all.append(ev[np.isfinite(ev)])
             _mark_nonfinite(ax, es[~np.isfinite(ev)], c)
     fin = np.concatenate(finite_all) if finite_all else np.array([])
@@ -138,10 +205,12 @@ def fig_loss(runs, colors):
     if len(fin) and fin.max() / fin.min() > 20:
         ax.set_yscale("log")
     ax.set_ylabel("loss (nats / token)")
-    ax.set_title("Training loss (solid) and evaluation loss (dashed, ○)", loc="left")
+    ax.set_title("Training loss (line) and evaluation loss (○)", loc="left")
     style = [Line2D([], [], color="0.3", lw=1.2, label="train" + (" (smoothed; raw faint)" if any(
         len(r.train["step"]) > 100 for r in with_train) else "")),
-        Line2D([], [], color="0.3", lw=0.9, ls="--", marker="o", ms=2.5, mfc="white", label="eval")]
+        Line2D([], [], color="0.3", lw=0.8, ls=":", marker="o", ms=2.8, mfc="white", label="eval")]
+    if styles is not None:
+        style += styles.legend_handles()
     handles, labels = ax.get_legend_handles_labels()
     leg_kw = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if (many or events) else dict(loc="upper right")
     ax.legend(handles + style, labels + [h.get_label() for h in style], **leg_kw,
@@ -176,6 +245,55 @@ def fig_loss(runs, colors):
     return fig
 
 
+# Training-step statistics of the train records: field -> (panel title, y label, log y, smoothed)
+TRAIN_STATS = [
+    ("grad_norm", "Gradient norm (before clipping)", "‖∇θ‖₂", True, True),
+    ("lr", "Learning rate (schedule)", "learning rate", False, False),
+    ("tokens_per_s", "Throughput", "tokens / s", False, True),
+]
+
+
+def fig_train_stats(runs, styles):
+    """Grad norm, learning rate and tokens/s per step, one panel each, runs overlaid (colours and line styles as
+    in the loss figure). -> (Figure, [labels drawn]) or (None, [])."""
+    have = [r for r in runs if r.train and any(np.isfinite(r.train.get(f, np.array([np.nan]))).any()
+                                               for f, *_ in TRAIN_STATS)]
+    if not have:
+        return None, []
+    fig, axs = plt.subplots(1, 3, figsize=(FULL, 2.3), constrained_layout=True)
+    for ax, (fld, title, ylab, logy, smooth) in zip(axs, TRAIN_STATS):
+        for r in have:
+            s, y = r.train["step"], r.train.get(fld)
+            if y is None:
+                continue
+            c, st = styles.color[r.label], styles.ls[r.label]
+            fin = np.isfinite(y)
+            if smooth and len(s) > 100:
+                ax.plot(s, y, color=c, lw=0.4, alpha=0.3, ls=st)
+                ax.plot(s, _smooth(y), color=c, lw=1.1, ls=st, label=short(r.label, 30))
+            else:
+                ax.plot(s, y, color=c, lw=1.1, ls=st, label=short(r.label, 30))
+            _mark_nonfinite(ax, s[~fin], c)
+        if logy:
+            pos = np.concatenate([r.train[fld][np.isfinite(r.train[fld]) & (r.train[fld] > 0)] for r in have
+                                  if fld in r.train])
+            if len(pos) and pos.max() / pos.min() >= 10:
+                ax.set_yscale("log")
+        ax.set_title(title, loc="left")
+        ax.set_ylabel(ylab)
+        ax.set_xlabel("step")
+        if fld == "tokens_per_s":
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e3 else f"{v:g}"))
+        elif ax.get_yscale() == "linear":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
+    handles, labels = axs[0].get_legend_handles_labels()
+    extra = styles.legend_handles()
+    fig.legend(handles + extra, labels + [h.get_label() for h in extra], loc="lower center",
+               bbox_to_anchor=(0.5, 1.0), ncol=min(4, len(handles) + len(extra)), fontsize=6.5)
+    return fig, [r.label for r in have]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Layer × step heatmaps
 
@@ -193,32 +311,19 @@ def _edges(v, floor=None):
     return e
 
 
-def pick_runs(runs, n, key=None):
-    """At most n runs: all, or evenly spaced in the order of `key` (finite values first), extremes included."""
-    if len(runs) <= n:
-        return list(runs), []
-    if key is not None:
-        vals = [key(r) for r in runs]
-        order = sorted(range(len(runs)),
-                       key=lambda i: (not np.isfinite(vals[i]), vals[i] if np.isfinite(vals[i]) else 0))
-    else:
-        order = list(range(len(runs)))
-    idx = sorted({order[int(round(j))] for j in np.linspace(0, len(runs) - 1, n)})
-    chosen = [runs[i] for i in idx]
-    return chosen, [r for r in runs if r not in chosen]
-
-
 def heatmap_data(run, metric, reduce):
     return run.layer_matrix(metric, reduce_heads=reduce)
 
 
-def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, max_runs=6):
+def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None):
+    """One panel per run, in the given order (report.py passes the page's chosen runs, the same for every
+    heatmap); a run that does not record `metric` keeps its panel, marked "not recorded". None when no run
+    records it."""
     data = [(r, heatmap_data(r, metric, reduce)) for r in runs]
-    have = [(r, d) for r, d in data if d is not None]
-    if not have:
-        return None, []
-    have, dropped = pick_runs(have, max_runs, key=lambda rd: _final_col(rd[1]))
-    allv = np.concatenate([d[2][np.isfinite(d[2])].ravel() for _, d in have])
+    if all(d is None for _, d in data):
+        return None
+    have = data
+    allv = np.concatenate([d[2][np.isfinite(d[2])].ravel() for _, d in have if d is not None])
     if scale == "log":
         pos = allv[allv > 0]
         lo, hi = (pos.min(), pos.max()) if len(pos) else (1e-3, 1.0)
@@ -231,15 +336,24 @@ def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, m
     ncols = 1 if n == 1 else (2 if n in (2, 4) else 3)
     nrows = math.ceil(n / ncols)
     width = COL + 0.5 if ncols == 1 else FULL
-    layers_max = max(len(d[1]) for _, d in have)
+    layers_max = max(len(d[1]) for _, d in have if d is not None)
     ph = 1.25 + 0.15 * min(layers_max, 12)
     fig, axs = plt.subplots(nrows, ncols, figsize=(width, ph * nrows + 0.4), squeeze=False,
                             constrained_layout=True)
     cm = plt.get_cmap(cmap).copy()
     cm.set_bad("#d9d9d9")
     mesh = None
-    for k, (r, (steps, layers, vals)) in enumerate(have):
+    for k, (r, d) in enumerate(have):
         ax = axs[k // ncols][k % ncols]
+        if d is None:
+            ax.set_title(short(r.label, 48), loc="left")
+            ax.text(0.5, 0.5, f"{metric}\nnot recorded", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=7, color="0.35")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            continue
+        steps, layers, vals = d
         v = np.ma.masked_invalid(vals)
         if scale == "log":
             v = np.ma.masked_less_equal(v, 0)
@@ -261,7 +375,7 @@ def fig_heatmap(runs, metric, reduce, scale, cmap, cbar_label, threshold=None, m
     if threshold is not None and norm.vmin < threshold < norm.vmax:
         cb.ax.axhline(threshold, color="white", lw=1.2)
         cb.ax.axhline(threshold, color="black", lw=0.6, ls="--")
-    return fig, [r.label for r, _ in dropped]
+    return fig
 
 
 def log_labels(axis, lo, hi):
@@ -273,12 +387,6 @@ def log_labels(axis, lo, hi):
     axis.set_minor_locator(ticker.LogLocator(subs=(2, 3, 5)))
     axis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-
-
-def _final_col(d):
-    vals = d[2][:, -1]
-    fin = vals[np.isfinite(vals)]
-    return float(np.max(fin)) if len(fin) else math.nan
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -417,9 +525,18 @@ def fig_sweep(runs, axes, colors, arms=None):
             f = r.flat_config()
             g = tuple((k, f.get(k)) for k in group_keys)
             groups.setdefault(g, []).append(r)
+        # A boolean key among the others is the line style (false solid, true dashed); colour = the rest.
+        bkey = boolean_axis({k: axes[k] for k in group_keys})
         cm = plt.get_cmap("tab10")
-        gcol = {g: cm(i % 10) for i, g in enumerate(groups)}
-        xs_all = sorted({r.flat_config().get(xkey) for r in runs})
+        rest = []
+        for g in groups:
+            c = tuple(kv for kv in g if kv[0] != bkey)
+            if c not in rest:
+                rest.append(c)
+        gcol = {g: cm(rest.index(tuple(kv for kv in g if kv[0] != bkey)) % 10) for g in groups}
+        gls = {g: BOOL_LS[bool(as_bool(dict(g)[bkey]))] if bkey else "-" for g in groups}
+        info["bool_key"] = bkey
+        xs_all = sorted({float(r.flat_config().get(xkey)) for r in runs})
         logx = all(x > 0 for x in xs_all) and max(xs_all) / min(xs_all) >= 10
         for pi, (metric, reduce, layer, ylabel, logy) in enumerate(panels):
             ax = axs[pi // ncols][pi % ncols]
@@ -442,7 +559,7 @@ def fig_sweep(runs, axes, colors, arms=None):
                 mean, lo, hi = map(np.array, (mean, lo, hi))
                 plotted += list(lo) + list(hi)
                 lab = ", ".join(f"{k.split('.')[-1]}={_fmt_val(v)}" for k, v in g) or None
-                ax.plot(xs, mean, color=gcol[g], marker="o", ms=3, lw=1.1, label=lab)
+                ax.plot(xs, mean, color=gcol[g], ls=gls[g], marker="o", ms=3, lw=1.1, label=lab)
                 if np.any(hi > lo):
                     ax.fill_between(xs, lo, hi, color=gcol[g], alpha=0.15, lw=0)
             _mark_nonfinite(ax, bad_x, "red")

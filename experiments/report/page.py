@@ -131,6 +131,14 @@ def md_to_html(text, sortable=False):
     return "\n".join(out)
 
 
+class Cell:
+    """A table cell whose column sorts by `key` (a number, e.g. the run's position in the page's order)
+    instead of its text."""
+
+    def __init__(self, text, key):
+        self.text, self.key = text, key
+
+
 def _is_num(s):
     return bool(re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|inf|-inf", str(s).strip()))
 
@@ -149,6 +157,9 @@ def table(headers, rows, sortable=True, md=False, row_classes=None, raw_cols=())
         for ci, c in enumerate(row):
             if ci in raw_cols:
                 h.append(f"<td>{c}</td>")
+                continue
+            if isinstance(c, Cell):
+                h.append(f'<td data-v="{esc(c.key)}">{inline_md(fmt(c.text)) if md else esc(fmt(c.text))}</td>')
                 continue
             txt = fmt(c)
             num = ' class="num"' if _is_num(txt) else ""
@@ -185,7 +196,35 @@ def figure(fig_id, number, png_b64, width_px, caption, files, alt, runs=None):
             f"</figure>")
 
 
+def collapse_notes(notes, max_names=12):
+    """notes: HTML strings, or (run label, HTML) pairs for a note about one run. A repeated string is kept
+    once; the runs sharing a note become one line naming them ("text — 3 runs: a, b, c"), in first order."""
+    order, runs_of = [], {}
+    for n in notes:
+        label, text = n if isinstance(n, tuple) else (None, n)
+        if text not in runs_of:
+            runs_of[text] = []
+            order.append(text)
+        if label is not None and label not in runs_of[text]:
+            runs_of[text].append(label)
+    out = []
+    for text in order:
+        labs = runs_of[text]
+        if not labs:
+            out.append(text)
+        elif len(labs) == 1:
+            out.append(f"<b>{esc(labs[0])}</b>: {text}")
+        else:
+            names = ", ".join(esc(x) for x in labs[:max_names])
+            if len(labs) > max_names:
+                names += f" and {len(labs) - max_names} more"
+            out.append(f'{text} — <span class="runs">{len(labs)} runs: {names}</span>')
+    return out
+
+
 def notes_box(notes, title="Notes"):
+    """A box of notes (collapse_notes: repeated lines once, per-run lines grouped by run)."""
+    notes = collapse_notes(notes)
     if not notes:
         return ""
     return (f'<div class="notes"><b>{esc(title)}</b><ul>' + "".join(f"<li>{n}</li>" for n in notes)

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""attnlab report RUN_OR_SWEEP... [--out DIR] [--heads L:H,...] [--steps S,...]
+"""attnlab report RUN_OR_SWEEP... [--out DIR] [--heads L:H,...] [--steps S,...] [--interactive]
 
 Writes DIR/index.html (one self-contained page: inline CSS, figures embedded as PNG, works offline) and every
-figure as DIR/figures/<name>.png and .svg. DIR defaults to <first input>/report. See README.md next to this
+figure as DIR/figures/<name>.png and .svg; with --interactive also DIR/index_interactive.html (plotly.js
+embedded). DIR defaults to <first input>/report. See README.md next to this
 file for what each figure shows. Run with Debian's /usr/bin/python3 (python3-numpy, python3-matplotlib,
 python3-yaml). Exit codes: 0 written, 2 bad arguments or inputs.
 """
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import arms as A  # noqa: E402
 import attnmaps  # noqa: E402
 import figures as F  # noqa: E402
+import heads as HV  # noqa: E402
 import page  # noqa: E402
 import rundata  # noqa: E402
 import sinks  # noqa: E402
@@ -171,9 +173,10 @@ def missing_notes(r):
 
 
 def run_headers(runs):
+    """The runs table and one card per run, in the page's order (the run column sorts by it, not as text)."""
     rows, cards = [], []
-    for r in runs:
-        rows.append([r.label, r.status(), f"{r.steps_done()} / {r.steps_total()}", r.final("loss"),
+    for i, r in enumerate(runs):
+        rows.append([page.Cell(r.label, i), r.status(), f"{r.steps_done()} / {r.steps_total()}", r.final("loss"),
                      r.final("val_loss"), _fmt_s(r.wall_time_s()), r.info.get("commit", "–"),
                      r.info.get("n_params", "–")])
         miss = missing_notes(r)
@@ -290,9 +293,12 @@ def build(args):
 
 
 def _build_page(args, runs, sweeps, out, rep, heads, steps):
-    colors = F.run_colors(runs)
     body, toc = [], []
-    axes = rundata.sweep_axes(runs)
+    # One run order for every table, legend and figure: by the sweep axes' values, numbers numerically.
+    axes = {k: A.sorted_values(v) for k, v in rundata.sweep_axes(runs).items()}
+    runs = A.order_runs(runs, axes, sweeps)
+    styles = F.Styles(runs, axes)
+    colors = styles.color
     sel = A.select(runs, axes, sweeps)
 
     # Verdicts first.
@@ -320,7 +326,7 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
     # Loss and events.
     toc.append(("loss", "Loss & events"))
     body.append('<h2 id="loss">Loss and early-warning events</h2>')
-    fig = F.fig_loss(runs, colors)
+    fig = F.fig_loss(runs, colors, styles)
     if fig is not None:
         n_ev = sum(len(r.events) for r in runs)
         cap = ("Training loss per step (the objective: mean cross-entropy, plus the z-loss term when model.z_loss > 0, "
@@ -328,13 +334,28 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
                "a centred moving average over ~1 % of the run, raw values faint) and evaluation loss "
                "(mean over <code>train.eval_batches</code> fixed validation batches), in nats per token. "
                "Red × at the top: non-finite values.")
+        if styles.bool_key:
+            cap += (f" Line style: <code>{esc(styles.bool_key)}</code> (false solid, true dashed); colour: the "
+                    f"other varying keys, so runs that differ only in <code>{esc(styles.bool_key)}</code> share it.")
         if n_ev:
             cap += (" Markers " + ("on the curves and " if len(runs) <= 8 else "")
                     + "in the strip below: early-warning events from <code>events.jsonl</code> (shape = kind; "
                     "thresholds in <code>instrument.warn_*</code>); the table below lists them.")
-        body.append(rep.save(fig, "loss", cap, "loss curves"))
+        body.append(rep.save(fig, "loss", cap, "loss curves", runs=[r.label for r in runs if r.train]))
     else:
         rep.notes.append("no run has training records: no loss figure")
+    fig, drawn = F.fig_train_stats(runs, styles)
+    if fig is not None:
+        cap = ("Per training step, from the <code>train</code> records of <code>metrics.jsonl</code>: the global "
+               "gradient norm ‖∇θ‖₂ before clipping (<code>grad_norm</code>; log y when it spans a decade), the "
+               "learning rate the schedule set (<code>lr</code>) and the throughput (<code>tokens_per_s</code>, "
+               "tokens per second of wall time). Runs over 100 steps: grad norm and tokens/s smoothed as the loss, "
+               "raw values faint. Colours and line styles as in the loss figure. Red × at the top: non-finite "
+               "values.")
+        body.append(rep.save(fig, "train_stats", cap, "gradient norm, learning rate and tokens per second",
+                             runs=drawn))
+    else:
+        rep.notes.append("no run has training records: no gradient-norm / learning-rate / throughput figure")
     body.append('<h3>Events</h3><div id="events">' + events_table(runs) + "</div>")
 
     # Sweep comparison.
@@ -381,7 +402,8 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
                          f"claims compare first, then spread over the sweep order): {esc(', '.join(left))}")
 
     # Sinks (gradient-sinks / attention-sinks reproductions).
-    if sinks.applies(runs, axes):
+    with_sinks = sinks.applies(runs, axes)
+    if with_sinks:
         toc.append(("sinks", "Sinks"))
         body += sinks.section(rep, runs, sel, args, attnmaps.find_attnlab(args.attnlab), heads, steps)
 
@@ -389,13 +411,15 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
     toc.append(("heatmaps", "Heatmaps"))
     body.append('<h2 id="heatmaps">Layer × step heatmaps</h2>')
     hm_missing = []
+    # Every heatmap draws the same runs: the chosen ones with probe records (a metric a run does not record
+    # keeps its panel, marked "not recorded").
+    hpool = [r for r in pool if r.instrumented()]
     for metric, reduce, scale, cmap, label, thr_key in F.HEATMAPS:
         thr = None
         if thr_key:
             vals = {r.get(f"instrument.{thr_key}") for r in runs} - {None}
             thr = vals.pop() if len(vals) == 1 else None
-        fig, dropped = F.fig_heatmap(pool, metric, reduce, scale, cmap, label, threshold=thr,
-                                     max_runs=max(1, len(pool)))
+        fig = F.fig_heatmap(hpool, metric, reduce, scale, cmap, label, threshold=thr)
         if fig is None:
             hm_missing.append(metric)
             continue
@@ -408,11 +432,14 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
         if left:
             cap += (f" Showing {len(pool)} of {len(pool) + len(left)} runs (the same in every heatmap; the runs the "
                     f"claims compare first); not shown: {esc(', '.join(left))}.")
-        body.append(rep.save(fig, f"heatmap_{metric}", cap, f"{metric} heatmap",
-                             runs=[r.label for r in pool if F.heatmap_data(r, metric, reduce) is not None]))
+        body.append(rep.save(fig, f"heatmap_{metric}", cap, f"{metric} heatmap", runs=[r.label for r in hpool]))
     if hm_missing:
         body.append(page.notes_box([f"<code>{m}</code> is not recorded by any run: no heatmap" for m in hm_missing],
                                    "Missing heatmaps"))
+    hv = HV.views(rep, hpool, sel, skip_alpha0=with_sinks)
+    if hv:
+        toc.append(("heads", "Per head"))
+    body += hv
 
     # Per-position gradients.
     toc.append(("gradpos", "∇q/∇k/∇v"))
@@ -450,7 +477,7 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
         anotes = []
         for r in runs:
             if not r.checkpoints():
-                anotes.append(f"{esc(r.label)}: no checkpoints, no attention maps")
+                anotes.append((r.label, "no checkpoints, no attention maps"))
         if dropped:
             anotes.append(f"{len(dropped)} run(s) not shown (at most --max-attention-runs {args.max_attention_runs}; "
                           f"the runs the claims compare first): {esc(', '.join(r.label for r in dropped))}")
@@ -492,10 +519,10 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
         if anotes:
             body.append(page.notes_box(anotes, "Attention-map notes"))
 
-    # Global notes (missing data per run) near the top.
+    # Global notes (missing data per run) near the top; the box collapses notes that several runs share.
     for r in runs:
         for m in missing_notes(r):
-            rep.notes.append(f"<b>{esc(r.label)}</b>: {m}")
+            rep.notes.append((r.label, m))
     if rep.notes:
         body.insert(notes_at, page.notes_box(rep.notes, "What is missing or not shown"))
 
@@ -503,6 +530,20 @@ def _build_page(args, runs, sweeps, out, rep, heads, steps):
     sub = (f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from "
            + ", ".join(f"<code>{esc(os.path.abspath(p))}</code>" for p in args.inputs)
            + f" · {len(runs)} run(s) · {len(rep.names)} figure(s) (PNG and SVG in <code>figures/</code>)")
+    if args.interactive:
+        import interactive
+        ipath = os.path.join(out, interactive.NAME)
+        try:
+            plots = interactive.write(ipath, title, sub, runs, styles, hpool)
+        except RuntimeError as e:
+            print(f"attnlab report: {e}", file=sys.stderr)
+            return 1
+        sub += f' · <a href="{interactive.NAME}">interactive page</a> ({len(plots)} plots)'
+        print(f"attnlab report: wrote {ipath} ({len(plots)} interactive plots)")
+    else:
+        stale = os.path.join(out, "index_interactive.html")
+        if os.path.exists(stale):  # an earlier report's interactive page would show other data
+            os.remove(stale)
     doc = page.document(title, sub, toc, body, rep.names)
     path = os.path.join(out, "index.html")
     tmp = path + ".tmp"
@@ -528,6 +569,9 @@ def main(argv=None):
     ap.add_argument("--max-runs", type=int, default=6, help="runs per heatmap figure")
     ap.add_argument("--max-attention-runs", type=int, default=4, help="runs with attention maps")
     ap.add_argument("--no-attention", action="store_true", help="skip the attention maps")
+    ap.add_argument("--interactive", action="store_true",
+                    help="also write DIR/index_interactive.html: zoomable plots over steps, plotly.js embedded "
+                         "(Debian's python3-plotly; works offline)")
     ap.add_argument("--window", type=int, default=0,
                     help="attention maps: draw the first N positions with the tokens as tick labels (default: the "
                          "whole sequence; the sinks section's maps: 24)")

@@ -15,9 +15,13 @@
    runs (one per arm at seed 0; `data-runs`), the line and bar figures every seed; the attention maps by arm
    start at step 0 (the initial parameters) with tokens as tick labels; with room for one run, the run drawn
    is the one the claims compare first. The learning-rate sweep of 2. gets no sinks section.
-4. Loads the sweep's page in headless Chromium (Debian's `chromium`; missing = FAIL): no script errors, console
+4. Run order and styles: eight uninstrumented runs, lr 1e-3 / 1e-2 × qk_norm × seeds 2 / 10: tables, legends
+   and figures in numeric order; qk_norm as the line style; one collapsed "instrumentation off" note.
+5. Loads the sweep's page in headless Chromium (Debian's `chromium`; missing = FAIL): no script errors, console
    errors or failed resources; every figure decoded with non-zero natural and rendered size; the page's own
    script works (sorting a table); a screenshot that is not blank, kept at /tmp/attnlab-report-screenshot.png.
+   Then the interactive page (--interactive) under a no-network Content-Security-Policy: no errors, no
+   requests, every plot drawn; screenshot /tmp/attnlab-report-screenshot-interactive.png.
 
 usage: test_report.py --attnlab BUILD/attnlab [--keep]
 """
@@ -101,10 +105,15 @@ def check_figures(html_text, figdir, expected, tag):
     check(not bad, f"{tag}: {len(expected)} figures as PNG + SVG files, embedded byte for byte", "; ".join(bad))
 
 
-def figure_runs(html_text):
-    """figure name -> the runs it draws (its data-runs attribute, one label per line)."""
-    return {n: set(html.unescape(r).split("\n")) for n, r in
+def figure_runs(html_text, ordered=False):
+    """figure name -> the runs it draws (its data-runs attribute, one label per line, in drawing order)."""
+    return {n: (list if ordered else set)(html.unescape(r).split("\n")) for n, r in
             re.findall(r'data-figure="([^"]+)" data-runs="([^"]*)"', html_text)}
+
+
+def notes_box(html_text, title="What is missing or not shown"):
+    m = re.search(r'<div class="notes"><b>' + re.escape(title) + r'</b><ul>(.*?)</ul></div>', html_text, re.S)
+    return re.findall(r"<li>(.*?)</li>", m.group(1), re.S) if m else []
 
 
 SINKS_SWEEP = """# a tiny gradient-sinks-like sweep: BOS on, V-scale off / learned, two seeds
@@ -166,7 +175,9 @@ def sinks_start(attnlab, td):
             for m, l, h, i, v in NONFINITE:
                 f.write(json.dumps({"step": 35, "kind": "probe", "metric": m, "layer": l, "head": h, "index": i,
                                     "value": v}) + "\n")
-    proc = subprocess.Popen(["/usr/bin/python3", REPORT, out, "--attnlab", attnlab], stdout=subprocess.PIPE,
+    # --max-runs 1: the claims compare both arms, so both must still be drawn.
+    proc = subprocess.Popen(["/usr/bin/python3", REPORT, out, "--attnlab", attnlab, "--max-runs", "1"],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     return out, proc, time.time()
 
@@ -192,7 +203,8 @@ def sinks_checks(started):
     sinks = ["sinks_alpha0", "sinks_rgs", "sinks_t0norms", "sinks_theta", "sinks_attn"]
     heat = ["heatmap_ent_norm", "heatmap_zabsmax", "heatmap_sink_gs", "heatmap_rgs_sum", "heatmap_mass_ratio"]
     attn = ["attn_seed-0_v_scale-off", "attn_seed-0_v_scale-learned"]
-    expected = ["loss", "sweep"] + sinks + heat + ["gradpos"] + attn
+    hv = ["heads_ent_norm", "heads_zabsmax"]  # α₀ per head is sinks_alpha0 here
+    expected = ["loss", "train_stats", "sweep"] + sinks + heat + hv + ["gradpos"] + attn
     check_figures(text, os.path.join(out, "report", "figures"), expected, "sinks")
     sec = text[text.find('<h2 id="sinks">'):text.find('<h2 id="heatmaps">')]
     check('href="#sinks"' in text and sec and all(f'data-figure="{n}"' in sec for n in sinks),
@@ -203,10 +215,10 @@ def sinks_checks(started):
     check(all(named[n] in caps.get(n, "") for n in sinks), "each sinks figure's caption names its metric",
           str({n: caps.get(n, "")[:80] for n in sinks}))
     runs = figure_runs(text)
-    same = {n: runs.get(n) for n in heat + ["sinks_alpha0", "gradpos", "sinks_attn"]}
+    same = {n: runs.get(n) for n in heat + hv + ["sinks_alpha0", "gradpos", "sinks_attn"]}
     check(all(v == {base, learned} for v in same.values()),
-          "every heatmap, the gradient profiles and the attention maps by arm draw the same runs: one per arm at "
-          "seed 0", str(same))
+          "with --max-runs 1, every heatmap, the per-head views, the gradient profiles and the attention maps by "
+          "arm still draw both runs the claims compare (one per arm at seed 0)", str(same))
     check(runs.get("sinks_theta") == {learned}, "the θ heatmap draws the learned V-scale run",
           str(runs.get("sinks_theta")))
     check(runs.get("sinks_rgs") == every and runs.get("sinks_t0norms") == every,
@@ -218,17 +230,86 @@ def sinks_checks(started):
           cap[:400])
     check("vscale-sink" in sec and "vscale-rgs" in sec, "the arms table names the claims comparing each arm")
 
-    # The claims' runs come first: with room for one run, it is the learned arm the first claim names, for
-    # every per-run figure (arms.select; the page renders what it returns, as checked above).
+    # The claims' arms rank first (the learned arm, named first) and are always drawn (arms.select; the page
+    # renders what it returns, as checked above); panels in the sweep's order (off, then learned).
     sys.path.insert(0, HERE)
     import arms
     import rundata
     rs, sws = rundata.load_inputs([out])
     sel = arms.select(rs, rundata.sweep_axes(rs), sws)
     one = [r.label for r in sel.runs(1)]
-    check(one == [learned] and [r.label for r in sel.runs(6)] == [base, learned],
-          "with room for one run the run drawn is the one the claims compare first (learned V-scale); with room "
-          "for all, seed 0 of each arm in sweep order", f"{one}, {[r.label for r in sel.runs(6)]}")
+    check(sel.ranked[0].rep.label == learned and one == [base, learned] and not sel.left_out(1),
+          "the claims' arms rank first (learned V-scale) and are drawn even with room for one run, in sweep order",
+          f"ranked {[a.rep.label for a in sel.ranked]}, drawn {one}")
+
+# The page's run order: qk_norm (false, true), then lr numerically (1e-3 before 1e-2, unlike the directory
+# names as strings), then the seed numerically (2 before 10).
+SORT_ORDER = [f"lr={lr},qk_norm={qk},seed={seed}" for qk in ("false", "true") for lr in ("1e-3", "1e-2")
+              for seed in (2, 10)]
+
+
+def order_checks(attnlab, td):
+    """Eight uninstrumented runs, lr 1e-3 / 1e-2 × qk_norm false / true × seeds 2 / 10: the runs table, the
+    legends and the figures follow the numeric order; the boolean axis is the line style; the "what is
+    missing" box says "instrumentation off" once for all eight runs."""
+    d = os.path.join(td, "order")
+    for name in SORT_ORDER:
+        kv = dict(x.split("=") for x in name.split(","))
+        train(attnlab, os.path.join(d, name), ["train.steps=20", "instrument.enabled=false",
+                                               "train.checkpoint_every=0", f"optim.lr={kv['lr']}",
+                                               f"model.qk_norm={kv['qk_norm']}", f"train.seed={kv['seed']}"])
+    t1 = time.time()
+    r = report([d, "--no-attention"])
+    print(f"report on the 8-run order fixture: {time.time() - t1:.1f} s")
+    if not check(r.returncode == 0, "report on the order fixture exits 0", r.stderr[-3000:]):
+        return
+    with open(os.path.join(d, "report", "index.html"), encoding="utf-8") as f:
+        text = f.read()
+    table = text[text.find('id="runs"'):]
+    table = table[:table.find("</table>")]
+    rows = [html.unescape(x) for x in re.findall(r'<tr><td data-v="\d+">([^<]*)</td>', table)]
+    check(rows == SORT_ORDER, "the runs table lists the runs numerically (lr 1e-3 before 1e-2, seed 2 before 10)",
+          f"{rows}")
+    runs = figure_runs(text, ordered=True)
+    check(runs.get("loss") == SORT_ORDER and runs.get("train_stats") == SORT_ORDER,
+          "the loss and grad-norm / LR / tokens/s figures draw (and list in their legends) the runs in that order",
+          f"{runs.get('loss')} / {runs.get('train_stats')}")
+    check("<code>optim.lr</code> ∈ {0.001, 0.01}" in text and "<code>train.seed</code> ∈ {2, 10}" in text,
+          "the sweep axes list their values numerically")
+    notes = notes_box(text)
+    off = [n for n in notes if "instrumentation off" in n]
+    check(len(off) == 1 and "8 runs:" in off[0] and all(html.escape(n) in off[0] for n in SORT_ORDER),
+          "the \"what is missing\" box says \"instrumentation off\" once, naming the eight runs",
+          "\n      ".join(notes))
+
+    # Line style separates the boolean axis; colour the other axes (the figures in-process, on the same runs).
+    sys.path.insert(0, HERE)
+    import arms
+    import figures
+    import rundata
+    rs, sws = rundata.load_inputs([d])
+    axes = {k: arms.sorted_values(v) for k, v in rundata.sweep_axes(rs).items()}
+    rs = arms.order_runs(rs, axes, sws)
+    st = figures.Styles(rs, axes)
+    fig = figures.fig_loss(rs, st.color, st)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()][:len(rs)]
+    lines = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label() in SORT_ORDER}
+    pairs = [(a, a.replace("qk_norm=false", "qk_norm=true")) for a in SORT_ORDER if "qk_norm=false" in a]
+    same_colour = all(lines[a].get_color() == lines[b].get_color() for a, b in pairs)
+    dashed = all(lines[a].get_linestyle() == "-" and lines[b].get_linestyle() != "-" for a, b in pairs)
+    distinct = len({str(lines[a].get_color()) for a, _ in pairs}) == len(pairs)
+    check(st.bool_key == "model.qk_norm" and legend == SORT_ORDER and same_colour and dashed and distinct,
+          "loss figure: legend in numeric order; qk_norm is the line style (false solid, true dashed), runs differing "
+          "only in qk_norm share a colour",
+          f"bool axis {st.bool_key}, legend {legend}, styles "
+          f"{[(k, v.get_color(), v.get_linestyle()) for k, v in lines.items()]}")
+    fig2, info = figures.fig_sweep(rs, axes, st.color)
+    sl = {ln.get_label(): ln.get_linestyle() for ln in fig2.axes[0].get_lines() if ln.get_label().startswith("qk")}
+    check(info["x"] == "optim.lr" and sl.get("qk_norm=false") == "-" and sl.get("qk_norm=true") not in (None, "-"),
+          "sweep figure: one line per qk_norm value against lr, told apart by line style", str(sl))
+    figures.plt.close("all")
+
 
 PROBE_JS = """<script>
 window.__t = [];
@@ -315,6 +396,87 @@ def browser_checks(chrome, index, expected, td):
     print(f"      screenshot: {SCREENSHOT}")
 
 
+# Injected first into a copy of the interactive page: a Content-Security-Policy that forbids every load except
+# the inline scripts and styles and data:/blob: images, so any network request becomes a reported violation;
+# then a probe that collects errors, violations and resource loads, and inspects every plot once drawn.
+INTERACTIVE_PROBE = """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline';
+ style-src 'unsafe-inline'; img-src data: blob:; font-src data:">
+<script>
+window.__t = [];
+window.addEventListener('error', function (e) { window.__t.push('error: ' + (e.message || 'resource')); }, true);
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__t.push('blocked: ' + e.blockedURI + ' (' + e.violatedDirective + ')');
+});
+['error', 'warn'].forEach(function (k) {
+  var o = console[k];
+  console[k] = function () { window.__t.push(k + ': ' + Array.prototype.join.call(arguments, ' ')); o.apply(console, arguments); };
+});
+window.addEventListener('load', function () { setTimeout(function () {
+  var plots = Array.prototype.map.call(document.querySelectorAll('section[data-plot]'), function (s) {
+    var gd = s.querySelector('.js-plotly-plot'), r = gd ? gd.getBoundingClientRect() : {width: 0, height: 0};
+    var paths = gd ? Array.prototype.filter.call(gd.querySelectorAll('path.js-line'), function (p) {
+      return (p.getAttribute('d') || '').length > 10; }).length : 0;
+    return {name: s.getAttribute('data-plot'), traces: gd && gd.data ? gd.data.length : 0, lines: paths,
+            svg: gd ? gd.querySelectorAll('svg.main-svg').length : 0, w: r.width, h: r.height};
+  });
+  var res = performance.getEntriesByType('resource').map(function (e) { return e.name; });
+  var out = document.createElement('pre');
+  out.id = 'attnlab-test-result';
+  out.textContent = JSON.stringify({plots: plots, errors: window.__t, resources: res,
+                                    plotly: typeof Plotly !== 'undefined'});
+  document.body.appendChild(out);
+}, 500); });
+</script>"""
+
+INTERACTIVE_PLOTS = ["loss", "grad_norm", "lr", "tokens_per_s", "layer_ent_norm", "layer_zabsmax", "layer_sink_gs",
+                     "layer_rgs_sum", "layer_mass_ratio", "head_alpha0", "head_ent_norm", "head_zabsmax"]
+
+
+def interactive_checks(chrome, path, td):
+    """The interactive page: plotly.js embedded, no network, no console errors, every plot drawn."""
+    if not check(os.path.isfile(path), "--interactive writes index_interactive.html next to index.html"):
+        return
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    srcs = re.findall(r'<(?:script|link|img|iframe)[^>]+(?:src|href)="([^"]+)"', text)
+    check(not srcs and "Plotly" in text and len(text) > 1_000_000,
+          "the interactive page embeds plotly.js and references no external script, style or image", str(srcs[:5]))
+    meta = re.search(r'<meta name="attnlab-plots" content="([^"]*)"', text)
+    check(meta and meta.group(1).split(",") == INTERACTIVE_PLOTS,
+          "the interactive page has loss, grad norm, LR, tokens/s and the per-layer and per-head metrics",
+          meta.group(1) if meta else "no plot list")
+    probe = os.path.join(os.path.dirname(path), "interactive-check.html")
+    with open(probe, "w", encoding="utf-8") as f:
+        f.write(text.replace("<head>", "<head>" + INTERACTIVE_PROBE, 1))
+    prof = tempfile.mkdtemp(prefix="chrome-", dir=td)
+    r = subprocess.run(chromium_cmd(chrome, prof) + ["--virtual-time-budget=10000", "--window-size=1280,2000",
+                                                      "--dump-dom", "file://" + probe],
+                       capture_output=True, text=True, timeout=180)
+    os.remove(probe)
+    m = re.search(r'<pre id="attnlab-test-result">(.*?)</pre>', r.stdout, re.S)
+    if not check(r.returncode == 0 and m, "chromium loads the interactive page and runs the probe",
+                 f"exit {r.returncode}; stderr: {r.stderr[-1500:]}"):
+        return
+    res = json.loads(html.unescape(m.group(1)))
+    check(res["plotly"] and res["errors"] == [], "interactive page: plotly.js runs; no script errors, console "
+          "errors or requests blocked by a no-network policy", str(res["errors"][:5]))
+    check(res["resources"] == [], "interactive page: no resource loaded (no network request)", str(res["resources"]))
+    console = [l for l in r.stderr.splitlines() if ":CONSOLE" in l or "Uncaught" in l]
+    check(not console, "interactive page: no console messages in chromium's log", "\n      ".join(console[:10]))
+    bad = [p for p in res["plots"] if not (p["traces"] > 0 and p["lines"] > 0 and p["svg"] > 0 and p["w"] > 300
+                                           and p["h"] > 200)]
+    check([p["name"] for p in res["plots"]] == INTERACTIVE_PLOTS and not bad,
+          f"interactive page: all {len(INTERACTIVE_PLOTS)} plots are drawn (traces, line paths, box > 300×200 px)",
+          str(bad or [p["name"] for p in res["plots"]]))
+    shot = SCREENSHOT.replace(".png", "-interactive.png")
+    prof = tempfile.mkdtemp(prefix="chrome-", dir=td)
+    r = subprocess.run(chromium_cmd(chrome, prof) + ["--hide-scrollbars", "--window-size=1280,2400",
+                                                      "--virtual-time-budget=5000", "--screenshot=" + shot,
+                                                      "file://" + path], capture_output=True, text=True, timeout=180)
+    check(r.returncode == 0 and os.path.isfile(shot), f"chromium writes a screenshot of the interactive page ({shot})",
+          r.stderr[-1000:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--attnlab", required=True)
@@ -352,16 +514,27 @@ def main():
 
         # --- sweep report ---------------------------------------------------------------------------
         t1 = time.time()
-        r = report([sweep, "--attnlab", args.attnlab, "--heads", "0:0,1:*", "--steps", "30,60"])
+        r = report([sweep, "--attnlab", args.attnlab, "--heads", "0:0,1:*", "--steps", "30,60", "--interactive"])
         print(f"report on the sweep: {time.time() - t1:.1f} s")
         if not check(r.returncode == 0, "report on a sweep directory exits 0", r.stderr[-3000:]):
             raise SystemExit(1)
         index = os.path.join(sweep, "report", "index.html")
         with open(index, encoding="utf-8") as f:
             text = f.read()
-        expected = ["loss", "sweep", "heatmap_ent_norm", "heatmap_zabsmax", "heatmap_sink_gs", "heatmap_rgs_sum",
-                    "heatmap_mass_ratio", "gradpos", "attn_lr-0.003", "attn_lr-0.03"]
+        heat = ["heatmap_ent_norm", "heatmap_zabsmax", "heatmap_sink_gs", "heatmap_rgs_sum", "heatmap_mass_ratio"]
+        hv = ["heads_alpha0", "heads_ent_norm", "heads_zabsmax"]
+        expected = ["loss", "train_stats", "sweep"] + heat + hv + ["gradpos", "attn_lr-0.003", "attn_lr-0.03"]
         check_figures(text, os.path.join(sweep, "report", "figures"), expected, "sweep")
+        fr = figure_runs(text, ordered=True)
+        check(all(fr.get(n) == ["lr=0.003", "lr=0.03"] for n in heat + hv),
+              "every layer heatmap and per-head view draws the same runs, in the same order",
+              str({n: fr.get(n) for n in heat + hv}))
+        caps = dict(re.findall(r'data-figure="([^"]+)"[^>]*>.*?<figcaption>(.*?)</figcaption>', text, re.S))
+        check(all(f"<code>{m}</code>" in caps.get(f"heads_{m}", "") and "(layer, head)" in caps.get(f"heads_{m}", "")
+                  for m in ("alpha0", "ent_norm", "zabsmax")),
+              "the per-head views over steps name their metric and rows (layer, head)")
+        check(all(f"<code>{m}</code>" in caps.get("train_stats", "") for m in ("grad_norm", "lr", "tokens_per_s")),
+              "the training-statistics figure names grad_norm, lr and tokens_per_s")
         v, runs_at = text.find('class="verdict"'), text.find('id="runs"')
         vtext = text[v:runs_at]
         check(0 <= v < runs_at and 'class="PASS"' in vtext and 'class="FAIL"' in vtext
@@ -398,7 +571,10 @@ def main():
               str([os.path.join(dp, d) for dp, ds, _ in os.walk(home) for d in ds]))
         with open(os.path.join(out2, "index.html"), encoding="utf-8") as f:
             text2 = f.read()
-        check_figures(text2, os.path.join(out2, "figures"), ["loss", "attn_off"], "instrumentation off")
+        check_figures(text2, os.path.join(out2, "figures"), ["loss", "train_stats", "attn_off"],
+                      "instrumentation off")
+        check(not os.path.exists(os.path.join(out2, "index_interactive.html")),
+              "without --interactive no interactive page is written")
         check("What is missing" in text2 and "instrumentation off" in text2 and "loss curves only" in text2,
               "the page says what is missing for the uninstrumented run")
 
@@ -414,7 +590,11 @@ def main():
                          "ATTNLAB_WITH_REPORT=1)"):
             t2 = time.time()
             browser_checks(chrome, index, expected, td)
+            interactive_checks(chrome, os.path.join(sweep, "report", "index_interactive.html"), td)
             print(f"browser checks: {time.time() - t2:.1f} s")
+
+        # --- run order, line styles, collapsed notes ------------------------------------------------------
+        order_checks(args.attnlab, td)
 
         # --- sinks section ----------------------------------------------------------------------------
         sinks_checks(started)
