@@ -20,6 +20,8 @@ if [[ "${ATTNLAB_WITH_REPORT:-0}" == 1 ]]; then
   # embedded in the page), the headless-browser test (chromium, a font)
   PKGS+=(python3 python3-numpy python3-matplotlib python3-yaml python3-plotly chromium fonts-dejavu-core
          fonts-liberation)
+  # experiments/attnlab_py: the run reader's DataFrames (the report itself does not need pandas)
+  PKGS+=(python3-pandas)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

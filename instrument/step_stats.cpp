@@ -93,6 +93,13 @@ const char* slot_name(int layer, int slot) {
   return slot >= 0 && slot < int(std::size(kModelSlotNames)) ? kModelSlotNames[slot] : "";
 }
 
+std::vector<ParamSlot> param_slots(const std::vector<ParamInfo>& table) {
+  std::vector<ParamSlot> out(table.size());
+  walk_table(
+      table, [&](size_t i, int layer, int slot) { out[i] = {layer, slot}; }, [](int) {});
+  return out;
+}
+
 GradSums grad_sums(const float* g, int64_t n) {
   const int chunks = num_chunks(n);
   double sq[kMaxChunks];

@@ -41,6 +41,9 @@ struct ParamSlot {
 ParamSlot param_slot(std::string_view name);
 // The role name of a listed slot ("attn.w_q", "tok_emb", ...), or "" for an unlisted one.
 const char* slot_name(int layer, int slot);
+// The (layer, slot) of every tensor of `table`, in table order, unlisted tensors numbered as the metrics
+// number them: what run.json's "params" records so that readers map a (layer, head) back to a name.
+std::vector<ParamSlot> param_slots(const std::vector<ParamInfo>& table);
 
 // Σ g² and #{|g| < kTinyGrad} of one tensor.
 struct GradSums {

@@ -352,7 +352,8 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
         files.create();
         files.write_config(dump_config(cfg, cmd.overrides));
         const Dataset::FileInfo fi = data->file_info();
-        files.write_run_info(cmd.argv, threads, trainer.model().n_params(), data->describe(), {fi.path, fi.bytes, fi.sha256});
+        files.write_run_info(cmd.argv, threads, trainer.model().n_params(), data->describe(),
+                             {fi.path, fi.bytes, fi.sha256}, trainer.model().param_table());
       }
     }
   } catch (...) {

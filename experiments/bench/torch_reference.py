@@ -15,7 +15,6 @@ import math
 import os
 import resource
 import statistics
-import struct
 import sys
 import time
 
@@ -429,65 +428,58 @@ def loss_fn(logits, targets, z_loss=0.0):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Safetensors (minimal): 8-byte LE header length, JSON header, raw little-endian data.
+# Safetensors: the one reader and writer (experiments/attnlab_py/attnlab/safetensors.py; the reader verifies
+# attnlab's crc32.<name> checksums, the writer adds them).
 
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "U64": np.uint64, "U32": np.uint32,
-              "BOOL": np.bool_}
-_ST_NAMES = {np.dtype(v).newbyteorder("<"): k for k, v in _ST_DTYPES.items()}
-
-
-def read_safetensors(path):
-    """-> (dict name -> numpy array, metadata dict)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path}: truncated (no header length)")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if 8 + n > len(raw):
-        raise ValueError(f"{path}: header length {n} exceeds file size {len(raw)}")
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data = memoryview(raw)[8 + n:]
-    meta = header.pop("__metadata__", {}) or {}
-    out = {}
-    for name, info in header.items():
-        dt = info["dtype"]
-        if dt not in _ST_DTYPES:
-            raise ValueError(f"{path}: tensor {name!r}: unsupported dtype {dt}")
-        b, e = info["data_offsets"]
-        shape = tuple(int(s) for s in info["shape"])
-        np_dt = np.dtype(_ST_DTYPES[dt]).newbyteorder("<")
-        if not (0 <= b <= e <= len(data)) or e - b != int(np.prod(shape, dtype=np.int64)) * np_dt.itemsize:
-            raise ValueError(f"{path}: tensor {name!r}: offsets [{b}, {e}) inconsistent with {dt} {list(shape)}")
-        out[name] = np.frombuffer(data[b:e], dtype=np_dt).reshape(shape).astype(np_dt.newbyteorder("="))
-    return out, meta
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "attnlab_py"))
+from attnlab.safetensors import read_safetensors, write_safetensors  # noqa: E402,F401
 
 
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: dict name -> numpy array (written in insertion order, 8-byte aligned). Atomic via rename."""
-    header, blobs, off = {}, [], 0
-    for name, a in tensors.items():
-        a = np.asarray(a)  # (np.ascontiguousarray would turn a 0-d scalar into shape [1])
-        le = a.dtype.newbyteorder("<")
-        if le not in _ST_NAMES:
-            raise ValueError(f"tensor {name!r}: unsupported dtype {a.dtype}")
-        blob = a.astype(le).tobytes()
-        header[name] = {"dtype": _ST_NAMES[le], "shape": list(a.shape), "data_offsets": [off, off + len(blob)]}
-        blobs.append(blob)
-        off += len(blob)
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for blob in blobs:
-            f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# ---------------------------------------------------------------------------------------------------
+# The same model in Hugging Face Llama form (`attnlab export --format hf-llama`): rotate-half RoPE
+
+
+def rotate_half(x):
+    """Llama's pairing (i, i + d/2) of the last dimension: (x1, x2) -> (-x2, x1)."""
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def llama_logits(tensors, config, tokens, dtype=torch.float64):
+    """Logits [B, T, V] of a Hugging Face Llama checkpoint (the tensors of model.safetensors, name -> array;
+    config.json as a dict) for tokens [B, T], written from the Llama definition (rotate-half RoPE,
+    RMSNorm with weight, SwiGLU, no biases), independent of Model above."""
+    P = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in tensors.items()}
+    d, H, L = config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]
+    if config.get("num_key_value_heads", H) != H:
+        raise ValueError("grouped-query attention is not needed for attnlab exports")
+    dh, eps, theta = d // H, float(config["rms_norm_eps"]), float(config["rope_theta"])
+    tokens = torch.as_tensor(tokens, dtype=torch.int64)
+    B, T = tokens.shape
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+    freqs = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos().to(dtype)[None, None], emb.sin().to(dtype)[None, None]  # [1, 1, T, dh]
+
+    def norm(x, w):
+        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+    x = P["model.embed_tokens.weight"][tokens]
+    mask = torch.full((T, T), float("-inf"), dtype=dtype).triu(1)
+    for l in range(L):
+        pre = f"model.layers.{l}."
+        h = norm(x, P[pre + "input_layernorm.weight"])
+        q, k, v = (F.linear(h, P[pre + f"self_attn.{n}_proj.weight"]).view(B, T, H, dh).transpose(1, 2)
+                   for n in "qkv")
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(dh) + mask, dim=-1)
+        x = x + F.linear((att @ v).transpose(1, 2).reshape(B, T, d), P[pre + "self_attn.o_proj.weight"])
+        h = norm(x, P[pre + "post_attention_layernorm.weight"])
+        up = F.silu(F.linear(h, P[pre + "mlp.gate_proj.weight"])) * F.linear(h, P[pre + "mlp.up_proj.weight"])
+        x = x + F.linear(up, P[pre + "mlp.down_proj.weight"])
+    x = norm(x, P["model.norm.weight"])
+    head = P["model.embed_tokens.weight"] if config.get("tie_word_embeddings") else P["lm_head.weight"]
+    return F.linear(x, head)
 
 
 # ---------------------------------------------------------------------------------------------------

