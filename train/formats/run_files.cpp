@@ -16,11 +16,8 @@
 #include <sstream>
 
 #include "train/formats/json.h"
+#include "train/formats/provenance.h"
 #include "train/formats/safetensors.h"
-
-#ifndef ATTNLAB_GIT_COMMIT
-#define ATTNLAB_GIT_COMMIT "unknown"
-#endif
 
 namespace fs = std::filesystem;
 
@@ -161,21 +158,24 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
   const std::time_t t = std::time(nullptr);
   char stamp[64];
   std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z", std::localtime(&t));
-  std::ostringstream os;
-  os << "{\n  \"commit\": \"" << ATTNLAB_GIT_COMMIT << "\",\n  \"command\": [";
-  for (size_t i = 0; i < argv.size(); ++i) os << (i ? ", " : "") << "\"" << json_escape(argv[i]) << "\"";
-  os << "],\n  \"started\": \"" << stamp << "\",\n  \"host\": \"" << json_escape(host) << "\",\n  \"kernel\": \""
-     << json_escape(std::string(u.sysname) + " " + u.release + " " + u.machine) << "\",\n  \"cpu\": \""
-     << json_escape(cpu_model()) << "\",\n  \"cores\": " << omp_get_num_procs() << ",\n  \"threads\": " << threads
-     << ",\n  \"n_params\": " << n_params << ",\n  \"data\": \"" << json_escape(data_desc) << "\",\n  \"data_file\": ";
-  if (data_file.path.empty()) {
-    os << "null";
-  } else {
-    os << "{\"path\": \"" << json_escape(data_file.path) << "\", \"bytes\": " << data_file.bytes
-       << ", \"sha256\": \"" << data_file.sha256 << "\"}";
-  }
-  os << "\n}\n";
-  write_text(dir_ + "/run.json", os.str());
+  const BuildInfo b = build_info();
+  Json j;
+  j["commit"] = b.commit;
+  j["dirty"] = b.dirty < 0 ? Json() : Json(b.dirty == 1);  // null: not built from a git checkout
+  j["build"] = {{"type", b.build_type}, {"compiler", b.compiler}, {"flags", b.flags}, {"onednn", b.onednn}};
+  j["command"] = argv;
+  j["started"] = stamp;
+  j["host"] = host;
+  j["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
+  j["cpu"] = cpu_model();
+  j["cores"] = omp_get_num_procs();
+  j["threads"] = threads;
+  j["n_params"] = n_params;
+  j["data"] = data_desc;
+  j["data_file"] = data_file.path.empty() ? Json()
+                                          : Json{{"path", data_file.path}, {"bytes", data_file.bytes},
+                                                 {"sha256", data_file.sha256}};
+  write_text(dir_ + "/run.json", json_dump(j, 2) + "\n");
 }
 
 namespace {
@@ -266,7 +266,7 @@ void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wa
      << "| final val loss | " << loss_cell(last_val_, NAN_SENTINEL) << " |\n"
      << "| wall time (s, this session) | " << wall_s << " |\n"
      << "| tokens/s (this session) | " << tok_s << " |\n"
-     << "| commit | " << ATTNLAB_GIT_COMMIT << " |\n\n"
+     << "| commit | " << build_info().commit << (build_info().dirty == 1 ? " (dirty)" : "") << " |\n\n"
      << "Metrics: `metrics.jsonl`; events: `events.jsonl`; config: `config.yaml`; checkpoints: `ckpt/`.\n";
   write_text(dir_ + "/summary.md", os.str());
 }
