@@ -1,4 +1,5 @@
 // cmd_sweep.cpp: `attnlab sweep SWEEP.yaml` -> load_sweep and run_sweep (experiments/engine/sweep.h).
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -7,24 +8,25 @@
 
 namespace attnlab::cli {
 
-int cmd_sweep(Args& a, const std::string& self) {
-  std::string path;
-  std::vector<std::string> extra;
-  attnlab::SweepOptions o;
-  o.exe = self;
-  for (; !a.done(); ++a.i) {
-    const std::string& s = a.v[a.i];
-    if (s == "--out") o.out_dir = a.next_value(s);
-    else if (s == "--jobs") o.jobs = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--threads") o.threads = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--set") extra.push_back(a.next_value(s));
-    else if (s == "--dry-run") o.dry_run = true;
-    else if (!s.empty() && s[0] == '-') throw UsageError("sweep: unknown option " + s);
-    else if (path.empty()) path = s;
-    else throw UsageError("sweep: unexpected argument " + s);
-  }
-  if (path.empty()) throw UsageError("sweep: SWEEP.yaml is required");
-  return attnlab::run_sweep(attnlab::load_sweep(path, extra), o).exit_code;
+void add_sweep(CLI::App& root, const Context& ctx, Runners& run) {
+  struct Options {
+    std::string path;
+    std::vector<std::string> extra;
+    attnlab::SweepOptions sweep;
+  };
+  auto o = std::make_shared<Options>();
+  o->sweep.exe = ctx.self;
+  CLI::App* app = root.add_subcommand("sweep", "Run the grid of a sweep file, one child process per point");
+  add_value(app, "SWEEP", &o->path, "the sweep file (YAML)")->type_name("SWEEP.yaml");
+  add_value(app, "--out", &o->sweep.out_dir, "the sweep directory (default: the sweep's default_dir)")->type_name("DIR");
+  add_count(app, "--jobs", &o->sweep.jobs, "runs at a time (0: cores / threads)");
+  add_count(app, "--threads", &o->sweep.threads, "threads per run (0: the config's train.threads, else 1)");
+  add_repeated(app, "--set", &o->extra, "override a key of every run (repeatable)")->type_name("KEY=VALUE");
+  app->add_flag("--dry-run", o->sweep.dry_run, "print the plan, run nothing");
+  run[app] = [o] {
+    if (o->path.empty()) throw UsageError("sweep: SWEEP.yaml is required");
+    return attnlab::run_sweep(attnlab::load_sweep(o->path, o->extra), o->sweep).exit_code;
+  };
 }
 
 }  // namespace attnlab::cli
