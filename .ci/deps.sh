@@ -4,7 +4,9 @@
 # Debian mirror configured on the machine.
 set -euo pipefail
 PKGS=(cmake g++ make git libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libyaml-cpp-dev catch2 zlib1g-dev
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin libcli11-dev nlohmann-json3-dev)
+# libcli11-dev, nlohmann-json3-dev: header-only (the command line; the JSON files of runs and sweeps).
+# libopenmpi-dev, openmpi-bin: the MPI plugin (mpirun -np N attnlab train|sweep; tests/mpi).
 # ocl-icd-opencl-dev: Debian's libdnnl-dev only recommends it, but oneDNN's CMake config requires OpenCL.
 if [[ "${ATTNLAB_WITH_CORPUS:-0}" == 1 ]]; then
   # `attnlab data get` fetches the prose corpus with npm and unpacks it with tar (train/corpus.h). A machine

@@ -6,10 +6,7 @@
 #include <vector>
 
 #include "model/toggles.h"
-
-#ifndef ATTNLAB_GIT_COMMIT
-#define ATTNLAB_GIT_COMMIT "unknown"
-#endif
+#include "train/formats/provenance.h"
 
 namespace attnlab {
 
@@ -53,7 +50,8 @@ void save_checkpoint(const std::string& path, const Transformer& model, const Ad
   meta["seed"] = std::to_string(cfg.train.seed);
   meta["model"] = model_signature(model.config());
   meta["config"] = dump_config(cfg);
-  meta["commit"] = ATTNLAB_GIT_COMMIT;
+  meta["commit"] = build_info().commit;
+  for (const auto& [k, v] : build_metadata()) meta[k] = v;  // build.commit, build.dirty, build.flags, ...
   if (monitor_state) {
     std::ostringstream os;
     os.precision(17);  // %.17g round-trips every double exactly

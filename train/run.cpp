@@ -28,6 +28,7 @@
 #include "train/config/config.h"
 #include "train/data.h"
 #include "train/formats/flight.h"
+#include "train/formats/json.h"
 #include "train/formats/run_files.h"
 #include "train/trainer.h"
 
@@ -72,12 +73,14 @@ void check_same_data(const std::string& run_dir, const Dataset& data) {
   const Dataset::FileInfo fi = data.file_info();
   if (fi.path.empty()) return;
   std::ifstream in(run_dir + "/run.json");
+  if (!in) return;  // nothing recorded to compare with
   std::stringstream text;
   text << in.rdbuf();
-  const std::string s = text.str(), key = "\"sha256\": \"";
-  const size_t at = s.find(key);
-  if (at == std::string::npos) return;  // a run directory from before run.json recorded the data
-  const std::string recorded = s.substr(at + key.size(), 64);
+  const Json info = json_parse(text.str(), run_dir + "/run.json");
+  const Json* file = info.contains("data_file") ? &info.at("data_file") : nullptr;
+  // A run directory from before run.json recorded the data has no sha256.
+  if (file == nullptr || !file->is_object() || !file->contains("sha256") || !file->at("sha256").is_string()) return;
+  const std::string recorded = file->at("sha256").get<std::string>();
   if (recorded != fi.sha256)
     throw IoError("--resume " + run_dir + ": the data changed since the run started: " + fi.path + " has SHA-256 " +
                   fi.sha256 + ", run.json records " + recorded);
@@ -353,7 +356,7 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
         files.write_config(dump_config(cfg, cmd.overrides));
         const Dataset::FileInfo fi = data->file_info();
         files.write_run_info(cmd.argv, threads, trainer.model().n_params(), data->describe(),
-                             {fi.path, fi.bytes, fi.sha256}, trainer.model().param_table());
+                             {fi.path, fi.bytes, fi.sha256}, trainer.model().param_table(), ranks);
       }
     }
   } catch (...) {

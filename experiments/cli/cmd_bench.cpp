@@ -1,4 +1,5 @@
 // cmd_bench.cpp: `attnlab bench` -> run_bench (experiments/bench/bench.h).
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -7,33 +8,31 @@
 
 namespace attnlab::cli {
 
-int cmd_bench(Args& a, const std::string& self, attnlab::Comm* comm) {
-  attnlab::BenchCommand c;
-  c.self_exe = self;
-  c.comm = comm;
-  for (; !a.done(); ++a.i) {
-    const std::string& s = a.v[a.i];
-    if (s == "--preset") c.presets = split_list(a.next_value(s));
-    else if (s == "--threads") c.threads = parse_int_list(s, a.next_value(s));
-    else if (s == "--warmup") c.warmup = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--steps") c.steps = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--repeats") c.repeats = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--set") c.overrides.push_back(a.next_value(s));
-    else if (s == "--instrument") c.instrument = split_list(a.next_value(s));
-    else if (s == "--json") c.json = true;
-    else if (s == "--ranks") c.ranks = parse_int_list(s, a.next_value(s));
-    else if (s == "--mpi-tcp") c.mpi_tcp = true;
-    else if (!s.empty() && s[0] == '-') throw UsageError("bench: unknown option " + s);
-    else if (c.config_path.empty()) c.config_path = s;
-    else throw UsageError("bench: unexpected argument " + s);
-  }
-  for (const auto& p : c.presets) attnlab::bench_preset(p);  // unknown names fail before any work
-  for (const auto& m : c.instrument)
-    if (m != "off" && m != "default" && m != "all")
-      throw UsageError("bench: --instrument takes off, default or all, got '" + m + "'");
-  if (comm && comm->size() > 1 && !c.json)
-    throw UsageError("bench: under mpirun only a --json cell runs; use attnlab bench --ranks 1,2 (it starts mpirun)");
-  return attnlab::run_bench(c);
+void add_bench(CLI::App& root, const Context& ctx, Runners& run) {
+  auto c = std::make_shared<attnlab::BenchCommand>();
+  c->self_exe = ctx.self;
+  CLI::App* app = root.add_subcommand("bench", "Time training steps: the presets, or CONFIG.yaml");
+  add_value(app, "CONFIG", &c->config_path, "time this config instead of the presets")->type_name("CONFIG.yaml");
+  add_list(app, "--preset", &c->presets, "the benchmark presets (README.md, \"Benchmarks and threads\")");
+  add_int_list(app, "--threads", &c->threads, "thread counts to time");
+  add_list(app, "--instrument", &c->instrument, "instrumentation modes: off, default, all");
+  add_count(app, "--warmup", &c->warmup, "untimed steps per cell");
+  add_count(app, "--steps", &c->steps, "timed steps per repeat (0: the preset's, about 1-2 s)");
+  add_count(app, "--repeats", &c->repeats, "timed repeats per cell");
+  add_repeated(app, "--set", &c->overrides, "override a config key (repeatable)")->type_name("KEY=VALUE");
+  app->add_flag("--json", c->json, "one JSON line per cell, the cell run in this process");
+  add_int_list(app, "--ranks", &c->ranks, "MPI rank counts to time (R > 1: the cell under mpirun -np R)");
+  app->add_flag("--mpi-tcp", c->mpi_tcp, "ranks talk over loopback TCP instead of shared memory");
+  run[app] = [c, &ctx] {
+    c->comm = ctx.comm;
+    if (c->comm && c->comm->size() > 1 && !c->json)
+      throw UsageError("bench: under mpirun only a --json cell runs; attnlab bench --ranks 1,2 starts mpirun itself");
+    for (const auto& p : c->presets) attnlab::bench_preset(p);  // unknown names fail before any work
+    for (const auto& m : c->instrument)
+      if (m != "off" && m != "default" && m != "all")
+        throw UsageError("bench: --instrument takes off, default or all, got '" + m + "'");
+    return attnlab::run_bench(*c);
+  };
 }
 
 }  // namespace attnlab::cli

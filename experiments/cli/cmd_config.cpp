@@ -1,5 +1,6 @@
 // cmd_config.cpp: `attnlab config CONFIG.yaml` -> the resolved config on stdout (train/config/config.h).
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,18 +9,20 @@
 
 namespace attnlab::cli {
 
-int cmd_config(Args& a) {
-  std::string path;
-  std::vector<std::string> overrides;
-  for (; !a.done(); ++a.i) {
-    const std::string& s = a.v[a.i];
-    if (s == "--set") overrides.push_back(a.next_value(s));
-    else if (!s.empty() && s[0] == '-') throw UsageError("config: unknown option " + s);
-    else path = s;
-  }
-  if (path.empty()) throw UsageError("config: CONFIG.yaml is required");
-  std::fputs(attnlab::dump_config(attnlab::load_config(path, overrides), overrides).c_str(), stdout);
-  return 0;
+void add_config(CLI::App& root, const Context&, Runners& run) {
+  struct Options {
+    std::string path;
+    std::vector<std::string> overrides;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("config", "Print the resolved config (every key, defaults filled in)");
+  add_value(app, "CONFIG", &o->path, "the run config (YAML)")->type_name("CONFIG.yaml");
+  add_repeated(app, "--set", &o->overrides, "override a config key (repeatable)")->type_name("KEY=VALUE");
+  run[app] = [o] {
+    if (o->path.empty()) throw UsageError("config: CONFIG.yaml is required");
+    std::fputs(attnlab::dump_config(attnlab::load_config(o->path, o->overrides), o->overrides).c_str(), stdout);
+    return 0;
+  };
 }
 
 }  // namespace attnlab::cli

@@ -1,4 +1,5 @@
 // cmd_export.cpp: `attnlab export CKPT --format hf-llama --out DIR` -> run_export (experiments/engine/export.h).
+#include <memory>
 #include <string>
 
 #include "experiments/cli/commands.h"
@@ -6,19 +7,19 @@
 
 namespace attnlab::cli {
 
-int cmd_export(Args& a) {
-  attnlab::ExportCommand c;
-  for (; !a.done(); ++a.i) {
-    const std::string& s = a.v[a.i];
-    if (s == "--format") c.format = a.next_value(s);
-    else if (s == "--out") c.out = a.next_value(s);
-    else if (!s.empty() && s[0] == '-') throw UsageError("export: unknown option " + s);
-    else if (c.checkpoint.empty()) c.checkpoint = s;
-    else throw UsageError("export: unexpected argument " + s);
-  }
-  if (c.checkpoint.empty()) throw UsageError("export: CKPT (a checkpoint or a run directory) is required");
-  if (c.out.empty()) throw UsageError("export: --out DIR is required");
-  return attnlab::run_export(c);
+void add_export(CLI::App& root, const Context& ctx, Runners& run) {
+  (void)ctx;
+  auto c = std::make_shared<attnlab::ExportCommand>();
+  CLI::App* app = root.add_subcommand("export", "Write a checkpoint as a Hugging Face Llama model (experiments/engine/README.md)");
+  add_value(app, "CKPT", &c->checkpoint, "a checkpoint file, or a run directory (its newest checkpoint)")
+      ->type_name("CKPT|RUN_DIR");
+  add_value(app, "--format", &c->format, "the output format")->type_name("hf-llama");
+  add_value(app, "--out", &c->out, "a new or empty directory for model.safetensors and config.json")->type_name("DIR");
+  run[app] = [c] {
+    if (c->checkpoint.empty()) throw UsageError("export: CKPT (a checkpoint or a run directory) is required");
+    if (c->out.empty()) throw UsageError("export: --out DIR is required");
+    return attnlab::run_export(*c);
+  };
 }
 
 }  // namespace attnlab::cli

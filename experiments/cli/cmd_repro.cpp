@@ -1,6 +1,7 @@
 // cmd_repro.cpp: `attnlab repro NAME` and `attnlab repro --list` -> run_repro, list_repros
 // (experiments/engine/repro.h).
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,28 +11,31 @@
 
 namespace attnlab::cli {
 
-int cmd_repro(Args& a, const std::string& self) {
-  attnlab::ReproCommand c;
-  c.exe = self;
-  bool list = false;
-  for (; !a.done(); ++a.i) {
-    const std::string& s = a.v[a.i];
-    if (s == "--budget") c.budget = a.next_value(s);
-    else if (s == "--out") c.out_dir = a.next_value(s);
-    else if (s == "--jobs") c.jobs = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--threads") c.threads = parse_int_list(s, a.next_value(s)).at(0);
-    else if (s == "--no-report") c.report = false;
-    else if (s == "--list") list = true;
-    else if (!s.empty() && s[0] == '-') throw UsageError("repro: unknown option " + s);
-    else if (c.name.empty()) c.name = s;
-    else throw UsageError("repro: unexpected argument " + s);
-  }
-  if (list) {
-    for (const auto& n : attnlab::list_repros(attnlab::attnlab_home())) std::printf("%s\n", n.c_str());
-    return 0;
-  }
-  if (c.name.empty()) throw UsageError("repro: NAME is required (attnlab repro --list shows them)");
-  return attnlab::run_repro(c);
+void add_repro(CLI::App& root, const Context& ctx, Runners& run) {
+  struct Options {
+    attnlab::ReproCommand repro;
+    bool list = false;
+  };
+  auto o = std::make_shared<Options>();
+  o->repro.exe = ctx.self;
+  CLI::App* app = root.add_subcommand("repro", "Reproduce a finding: its sweep, its claims' verdict and its report");
+  add_value(app, "NAME", &o->repro.name, "a reproduction under experiments/, or its directory")->type_name("NAME|DIR");
+  add_value(app, "--budget", &o->repro.budget, "quick or full (default: the first budget in repro.yaml)")
+      ->type_name("BUDGET");
+  add_value(app, "--out", &o->repro.out_dir, "the output directory (default: runs/repro/<name>/<budget>)")
+      ->type_name("DIR");
+  add_count(app, "--jobs", &o->repro.jobs, "runs at a time (0: cores / threads)");
+  add_count(app, "--threads", &o->repro.threads, "threads per run (0: the config's)");
+  app->add_flag_callback("--no-report", [o] { o->repro.report = false; }, "skip the HTML report after the claims");
+  app->add_flag("--list", o->list, "list the reproductions");
+  run[app] = [o] {
+    if (o->list) {
+      for (const auto& n : attnlab::list_repros(attnlab::attnlab_home())) std::printf("%s\n", n.c_str());
+      return 0;
+    }
+    if (o->repro.name.empty()) throw UsageError("repro: NAME is required (attnlab repro --list shows them)");
+    return attnlab::run_repro(o->repro);
+  };
 }
 
 }  // namespace attnlab::cli

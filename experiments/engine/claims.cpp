@@ -822,12 +822,17 @@ std::string md_cell(const std::string& s) {
   return out;
 }
 
-std::string json_side(const SideValue& s) {
-  std::string o = "{\"ok\":" + std::string(s.ok ? "true" : "false");
-  if (!s.run.empty()) o += ",\"run\":\"" + json_escape(s.run) + "\"";
-  if (s.ok) o += ",\"raw\":" + json_number(s.raw) + ",\"value\":" + json_number(s.value) + ",\"text\":\"" + json_escape(s.text) + "\"";
-  else o += ",\"error\":\"" + json_escape(s.error) + "\"";
-  return o + "}";
+Json json_side(const SideValue& s) {
+  Json o = {{"ok", s.ok}};
+  if (!s.run.empty()) o["run"] = s.run;
+  if (s.ok) {
+    o["raw"] = json_double(s.raw);
+    o["value"] = json_double(s.value);
+    o["text"] = s.text;
+  } else {
+    o["error"] = s.error;
+  }
+  return o;
 }
 
 }  // namespace
@@ -847,28 +852,27 @@ std::string verdict_markdown(const std::vector<ClaimResult>& results) {
   return s;
 }
 
-std::string verdict_json(const std::vector<ClaimResult>& results, const std::vector<std::string>& header) {
-  std::string s = "{";
-  for (const auto& h : header) s += h + ",";
-  s += "\"passed\":" + std::string(all_passed(results) ? "true" : "false") + ",\"claims\":[";
-  for (size_t i = 0; i < results.size(); ++i) {
-    const auto& r = results[i];
-    s += std::string(i ? "," : "") + "\n  {\"id\":\"" + json_escape(r.id) + "\",\"text\":\"" + json_escape(r.text) +
-         "\",\"op\":\"" + op_text(r.op) + "\",\"expected\":\"" + json_escape(r.expected) + "\",\"measured\":\"" +
-         json_escape(r.measured) + "\",\"verdict\":\"" + verdict_name(r.verdict) + "\",\"detail\":\"" +
-         json_escape(r.detail) + "\",\"lhs\":" + json_side(r.lhs) + ",\"rhs\":" + json_side(r.rhs);
+std::string verdict_json(const std::vector<ClaimResult>& results, const Json& header) {
+  Json j = header.is_object() ? header : Json::object();
+  j["passed"] = all_passed(results);
+  Json claims = Json::array();
+  for (const auto& r : results) {
+    Json c = {{"id", r.id},           {"text", r.text},     {"op", op_text(r.op)},
+              {"expected", r.expected}, {"measured", r.measured}, {"verdict", verdict_name(r.verdict)},
+              {"detail", r.detail},   {"lhs", json_side(r.lhs)}, {"rhs", json_side(r.rhs)}};
     if (!r.over.empty() && !r.points.empty()) {
-      s += ",\"over\":\"" + json_escape(r.over) + "\",\"passed_count\":" + std::to_string(r.passed) + ",\"points\":[";
-      for (size_t j = 0; j < r.points.size(); ++j) {
-        const ClaimPoint& pt = r.points[j];
-        s += std::string(j ? "," : "") + "{\"value\":\"" + json_escape(pt.value) + "\",\"verdict\":\"" +
-             verdict_name(pt.verdict) + "\",\"lhs\":" + json_side(pt.lhs) + ",\"rhs\":" + json_side(pt.rhs) + "}";
-      }
-      s += "]";
+      c["over"] = r.over;
+      c["passed_count"] = r.passed;
+      Json points = Json::array();
+      for (const ClaimPoint& pt : r.points)
+        points.push_back({{"value", pt.value}, {"verdict", verdict_name(pt.verdict)}, {"lhs", json_side(pt.lhs)},
+                          {"rhs", json_side(pt.rhs)}});
+      c["points"] = points;
     }
-    s += "}";
+    claims.push_back(c);
   }
-  return s + "\n]}\n";
+  j["claims"] = claims;
+  return json_dump(j) + "\n";
 }
 
 }  // namespace attnlab

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "train/config/config.h"
+#include "train/formats/json.h"
 
 namespace attnlab {
 
@@ -211,9 +212,9 @@ SideValue evaluate_side(const ClaimSide& side, const std::vector<ClaimRun>& runs
 // The verdict table: claim | text | expected | measured | verdict, as GitHub Markdown, followed by the
 // details of every ERROR and note.
 std::string verdict_markdown(const std::vector<ClaimResult>& results);
-// The same as JSON (one object with "claims": [...], "passed": bool), with `header` fields first
-// (already-formatted JSON members, e.g. "\"name\":\"logit-growth\"").
-std::string verdict_json(const std::vector<ClaimResult>& results, const std::vector<std::string>& header);
+// The same as JSON (one object with "claims": [...], "passed": bool), with the members of `header` (an
+// object, e.g. {"name": "logit-growth"}) first. Non-finite values are the strings "nan", "inf", "-inf".
+std::string verdict_json(const std::vector<ClaimResult>& results, const Json& header);
 bool all_passed(const std::vector<ClaimResult>& results);
 
 // "%.4g"-style number for tables, with nan/inf spelled out.

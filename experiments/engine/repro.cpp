@@ -17,11 +17,9 @@
 #include "train/config/yaml_helpers.h"
 #include "train/formats/files.h"
 #include "train/formats/json.h"
+#include "train/formats/provenance.h"
 #include "train/formats/safetensors.h"
 
-#ifndef ATTNLAB_GIT_COMMIT
-#define ATTNLAB_GIT_COMMIT "unknown"
-#endif
 
 namespace fs = std::filesystem;
 
@@ -355,18 +353,17 @@ int run_repro(const ReproCommand& cmd) {
   std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", std::localtime(&now));
   std::string md = "# " + (r.title.empty() ? r.name : r.title) + "\n\nReproduction `" + r.name + "`, budget `" + budget +
                    "`, " + std::to_string(sweep.points.size()) + " runs (summary.md), " + date + ", commit " +
-                   ATTNLAB_GIT_COMMIT + ".\n";
+                   build_info().commit + (build_info().dirty == 1 ? " (dirty)" : "") + ".\n";
   if (!r.sources.empty()) {
     md += "\nSources:\n";
     for (const auto& s : r.sources) md += "- " + s + "\n";
   }
   md += "\n" + table + "\n" + std::to_string(n_pass) + " of " + std::to_string(results.size()) + " claims pass.\n";
-  std::vector<std::string> header = {"\"name\":\"" + json_escape(r.name) + "\"", "\"title\":\"" + json_escape(r.title) + "\"",
-                                     "\"budget\":\"" + json_escape(budget) + "\"", "\"date\":\"" + std::string(date) + "\"",
-                                     "\"commit\":\"" + std::string(ATTNLAB_GIT_COMMIT) + "\""};
-  std::string sources = "\"sources\":[";
-  for (size_t i = 0; i < r.sources.size(); ++i) sources += (i ? ",\"" : "\"") + json_escape(r.sources[i]) + "\"";
-  header.push_back(sources + "]");
+  const BuildInfo b = build_info();
+  const Json header = {{"name", r.name},     {"title", r.title},
+                       {"budget", budget},   {"date", date},
+                       {"commit", b.commit}, {"dirty", b.dirty < 0 ? Json() : Json(b.dirty == 1)},
+                       {"sources", r.sources}};
   {
     std::ofstream(fs::path(dir) / "verdict.md", std::ios::binary | std::ios::trunc) << md;
     std::ofstream(fs::path(dir) / "verdict.json", std::ios::binary | std::ios::trunc) << verdict_json(results, header);

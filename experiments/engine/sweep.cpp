@@ -454,16 +454,17 @@ std::string config_diff(const std::string& a, const std::string& b) {
 
 std::string stop_event(const fs::path& dir) {
   std::ifstream in(dir / "events.jsonl");
-  std::string line, found;
-  while (std::getline(in, line))
-    if (line.find("\"kind\":\"nonfinite\"") != std::string::npos || line.find("\"kind\":\"stopped\"") != std::string::npos)
-      found = line;
-  if (found.empty()) return "";
-  static const std::regex msg_re("\"message\":\"((?:[^\"\\\\]|\\\\.)*)\"");
-  static const std::regex step_re("\"step\":([0-9]+)");
-  std::smatch m, st;
-  const std::string step = std::regex_search(found, st, step_re) ? " at step " + st[1].str() : "";
-  if (std::regex_search(found, m, msg_re)) return m[1].str() + step;
+  std::string line;
+  Json found;
+  while (std::getline(in, line)) {
+    const Json e = Json::parse(line, nullptr, false);  // a damaged line (a killed write) is skipped
+    if (!e.is_object() || !e.contains("kind")) continue;
+    if (e["kind"] == "nonfinite" || e["kind"] == "stopped") found = e;
+  }
+  if (found.is_null()) return "";
+  const std::string step =
+      found.contains("step") && found["step"].is_number_integer() ? " at step " + std::to_string(found["step"].get<int64_t>()) : "";
+  if (found.contains("message") && found["message"].is_string()) return found["message"].get<std::string>() + step;
   return "stopped itself" + step + " (see events.jsonl)";
 }
 
@@ -569,7 +570,7 @@ void write_sweep_summary(const Sweep& sweep, const std::string& dir) {
   md_head.insert(md_head.end(), tail_md.begin(), tail_md.end());
 
   std::vector<SummaryRow> rows;
-  std::string json_runs;
+  Json json_runs = Json::array();
   for (const SweepPoint& p : sweep.points) {
     const std::string run_dir = (fs::path(dir) / p.name).string();
     std::string detail, status;
@@ -606,11 +607,9 @@ void write_sweep_summary(const Sweep& sweep, const std::string& dir) {
       r.cells.push_back(num6(v, found));
     }
     rows.push_back(r);
-    json_runs += std::string(json_runs.empty() ? "" : ",") + "\n  {\"name\":\"" + json_escape(p.name) +
-                 "\",\"dir\":\"" + json_escape(p.name) + "\",\"status\":\"" + json_escape(status) + "\",\"axes\":{";
-    for (size_t i = 0; i < p.axes.size(); ++i)
-      json_runs += std::string(i ? "," : "") + "\"" + json_escape(p.axes[i].first) + "\":\"" + json_escape(p.axes[i].second) + "\"";
-    json_runs += "}}";
+    Json axes = Json::object();
+    for (const auto& [k, v] : p.axes) axes[k] = v;
+    json_runs.push_back({{"name", p.name}, {"dir", p.name}, {"status", status}, {"axes", axes}});
   }
 
   std::string csv;
@@ -638,14 +637,10 @@ void write_sweep_summary(const Sweep& sweep, const std::string& dir) {
     for (const auto& c : r.cells) md += " " + (c.empty() ? std::string("–") : c) + " |";
     md += "\n";
   }
-  std::string axes_json;
-  for (size_t i = 0; i < sweep.axis_keys.size(); ++i)
-    axes_json += std::string(i ? "," : "") + "\"" + json_escape(sweep.axis_keys[i]) + "\"";
-  const std::string json = "{\"sweep\":\"" + json_escape(sweep.source) + "\",\"axes\":[" + axes_json + "],\"runs\":[" +
-                           json_runs + "\n]}\n";
+  const Json json = {{"sweep", sweep.source}, {"axes", sweep.axis_keys}, {"runs", json_runs}};
   write_atomic(fs::path(dir) / "summary.csv", csv);
   write_atomic(fs::path(dir) / "summary.md", md);
-  write_atomic(fs::path(dir) / "sweep.json", json);
+  write_atomic(fs::path(dir) / "sweep.json", json_dump(json) + "\n");
 }
 
 // ---------------------------------------------------------------------------------------------------

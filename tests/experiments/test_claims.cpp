@@ -195,7 +195,7 @@ TEST_CASE("claims: PASS, FAIL, and a missing metric is an ERROR", "[train][claim
   CHECK(md.find("| growth | claim growth | >= 100 × 3.2 = 320 | 400 | PASS |") != std::string::npos);
   CHECK(md.find("| bounded | claim bounded | < 50 | 400 | FAIL |") != std::string::npos);
   CHECK(md.find("**missing** (ERROR)") != std::string::npos);
-  const std::string js = verdict_json(results, {"\"name\":\"t\""});
+  const std::string js = verdict_json(results, Json{{"name", "t"}});
   CHECK(js.find("{\"name\":\"t\",\"passed\":false") == 0);
   CHECK(js.find("\"id\":\"growth\"") != std::string::npos);
   CHECK(js.find("\"verdict\":\"ERROR\"") != std::string::npos);

@@ -18,6 +18,7 @@
 #include "train/corpus.h"
 #include "train/data.h"
 #include "train/formats/sha256.h"
+#include "train/formats/json.h"
 
 using namespace attnlab;
 using namespace attnlab::testing;
@@ -248,9 +249,9 @@ TEST_CASE("attnlab train on a corpus: run.json records the file, its size and SH
   REQUIRE(r.exit_code == 0);
   const std::string text_path = corpus_text_path(dir.file("corpora"), "gutenberg");
   const std::string text = read_bytes(text_path);
-  const std::string run_json = read_file(dir.file("run/run.json"));
-  CHECK_THAT(run_json, Contains("\"data_file\": {\"path\": \"" + text_path + "\", \"bytes\": " +
-                                std::to_string(text.size()) + ", \"sha256\": \"" + sha256_hex(text.data(), text.size()) + "\"}"));
+  const Json run_json = json_parse(read_file(dir.file("run/run.json")), "run.json");
+  CHECK(run_json.at("data_file") == Json{{"path", text_path}, {"bytes", text.size()},
+                                         {"sha256", sha256_hex(text.data(), text.size())}});
   CHECK_THAT(read_file(dir.file("run/config.yaml")), Contains("corpus_dir: \"" + dir.file("corpora") + "\""));
 
   // The data changes under the run (a rebuilt corpus with one more book): resume refuses, naming both digests.
@@ -273,7 +274,7 @@ TEST_CASE("attnlab train on a corpus: run.json records the file, its size and SH
                                dir.file("run3"));
     INFO(g.output);
     REQUIRE(g.exit_code == 0);
-    CHECK_THAT(read_file(dir.file("run3/run.json")), Contains("\"data_file\": null"));
+    CHECK(json_parse(read_file(dir.file("run3/run.json")), "run.json").at("data_file").is_null());
   }
 }
 

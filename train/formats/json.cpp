@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "train/formats/safetensors.h"  // IoError
+
 namespace attnlab {
 
 std::string json_escape(const std::string& s) {
@@ -32,6 +34,23 @@ std::string json_number(double v) {
   char buf[40];
   std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
+}
+
+Json json_double(double v) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+  return v;
+}
+
+std::string json_dump(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Json json_parse(const std::string& text, const std::string& what) {
+  try {
+    return Json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw IoError(what + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  }
 }
 
 }  // namespace attnlab

@@ -1,12 +1,28 @@
-// json.h: JSON text as the run files write and read it: escaping, numbers (non-finite values as the strings
-// "nan", "inf", "-inf"), and a reader of the flat one-line objects of metrics.jsonl and events.jsonl.
+// json.h: JSON as the run files write and read it. Documents (run.json, sweep.json, verdict.json) are built
+// and parsed with nlohmann-json (Debian: nlohmann-json3-dev); the hot lines of metrics.jsonl and events.jsonl
+// keep the hand-written writer and reader below, which are several times faster (README.md, "Run directory",
+// has the measurement). Either way a non-finite number is written as the string "nan", "inf" or "-inf":
+// JSON has no literal for it, and nlohmann would write null, which reads back as a missing value.
 // (The safetensors header has its own schema-directed reader: train/formats/safetensors.cpp.)
 #pragma once
 #include <cstddef>
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 namespace attnlab {
+
+// Members in the order they were added (run.json reads top to bottom as before).
+using Json = nlohmann::ordered_json;
+
+// `v` as a JSON number, or the string "nan", "inf", "-inf" when it is not finite.
+Json json_double(double v);
+// The text of `j`: compact with indent < 0, else pretty; invalid UTF-8 in strings (a host name, a path) is
+// replaced by U+FFFD instead of throwing. No trailing newline.
+std::string json_dump(const Json& j, int indent = -1);
+// Parses `text` (a document named `what` in the error); throws IoError naming it and the byte offset.
+Json json_parse(const std::string& text, const std::string& what);
 
 // The contents of a JSON string literal for `s` (no quotes): quotes, backslashes and control bytes escaped.
 std::string json_escape(const std::string& s);

@@ -17,11 +17,8 @@
 
 #include "instrument/step_stats.h"
 #include "train/formats/json.h"
+#include "train/formats/provenance.h"
 #include "train/formats/safetensors.h"
-
-#ifndef ATTNLAB_GIT_COMMIT
-#define ATTNLAB_GIT_COMMIT "unknown"
-#endif
 
 namespace fs = std::filesystem;
 
@@ -155,7 +152,7 @@ void RunFiles::write_config(const std::string& yaml) { write_text(dir_ + "/confi
 
 void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
                               const std::string& data_desc, const DataFileRecord& data_file,
-                              const std::vector<ParamInfo>& params) {
+                              const std::vector<ParamInfo>& params, int mpi_ranks) {
   struct utsname u {};
   uname(&u);
   char host[256] = {0};
@@ -163,29 +160,31 @@ void RunFiles::write_run_info(const std::vector<std::string>& argv, int threads,
   const std::time_t t = std::time(nullptr);
   char stamp[64];
   std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z", std::localtime(&t));
-  std::ostringstream os;
-  os << "{\n  \"commit\": \"" << ATTNLAB_GIT_COMMIT << "\",\n  \"command\": [";
-  for (size_t i = 0; i < argv.size(); ++i) os << (i ? ", " : "") << "\"" << json_escape(argv[i]) << "\"";
-  os << "],\n  \"started\": \"" << stamp << "\",\n  \"host\": \"" << json_escape(host) << "\",\n  \"kernel\": \""
-     << json_escape(std::string(u.sysname) + " " + u.release + " " + u.machine) << "\",\n  \"cpu\": \""
-     << json_escape(cpu_model()) << "\",\n  \"cores\": " << omp_get_num_procs() << ",\n  \"threads\": " << threads
-     << ",\n  \"n_params\": " << n_params << ",\n  \"data\": \"" << json_escape(data_desc) << "\",\n  \"data_file\": ";
-  if (data_file.path.empty()) {
-    os << "null";
-  } else {
-    os << "{\"path\": \"" << json_escape(data_file.path) << "\", \"bytes\": " << data_file.bytes
-       << ", \"sha256\": \"" << data_file.sha256 << "\"}";
-  }
-  os << ",\n  \"params\": [";
+  const BuildInfo b = build_info();
+  Json j;
+  j["commit"] = b.commit;
+  j["dirty"] = b.dirty < 0 ? Json() : Json(b.dirty == 1);  // null: not built from a git checkout
+  j["build"] = {{"type", b.build_type}, {"compiler", b.compiler}, {"flags", b.flags}, {"onednn", b.onednn}};
+  j["command"] = argv;
+  j["started"] = stamp;
+  j["host"] = host;
+  j["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
+  j["cpu"] = cpu_model();
+  j["cores"] = omp_get_num_procs();
+  j["threads"] = threads;
+  j["n_params"] = n_params;
+  j["data"] = data_desc;
+  j["data_file"] = data_file.path.empty() ? Json()
+                                          : Json{{"path", data_file.path}, {"bytes", data_file.bytes},
+                                                 {"sha256", data_file.sha256}};
+  j["mpi_ranks"] = mpi_ranks;  // data parallel over this many processes, `threads` threads each
+  Json ps = Json::array();
   const std::vector<ParamSlot> slots = param_slots(params);
-  for (size_t i = 0; i < params.size(); ++i) {
-    os << (i ? ",\n    " : "\n    ") << "{\"name\": \"" << json_escape(params[i].name) << "\", \"layer\": "
-       << slots[i].layer << ", \"slot\": " << slots[i].slot << ", \"shape\": [";
-    for (size_t k = 0; k < params[i].shape.size(); ++k) os << (k ? ", " : "") << params[i].shape[k];
-    os << "]}";
-  }
-  os << (params.empty() ? "]" : "\n  ]") << "\n}\n";
-  write_text(dir_ + "/run.json", os.str());
+  for (size_t i = 0; i < params.size(); ++i)
+    ps.push_back({{"name", params[i].name}, {"layer", slots[i].layer}, {"slot", slots[i].slot},
+                  {"shape", params[i].shape}});
+  j["params"] = ps;
+  write_text(dir_ + "/run.json", json_dump(j, 2) + "\n");
 }
 
 namespace {
@@ -276,7 +275,7 @@ void RunFiles::write_summary(const RunConfig& cfg, int64_t steps_done, double wa
      << "| final val loss | " << loss_cell(last_val_, NAN_SENTINEL) << " |\n"
      << "| wall time (s, this session) | " << wall_s << " |\n"
      << "| tokens/s (this session) | " << tok_s << " |\n"
-     << "| commit | " << ATTNLAB_GIT_COMMIT << " |\n\n"
+     << "| commit | " << build_info().commit << (build_info().dirty == 1 ? " (dirty)" : "") << " |\n\n"
      << "Metrics: `metrics.jsonl`; events: `events.jsonl`; config: `config.yaml`; checkpoints: `ckpt/`.\n";
   write_text(dir_ + "/summary.md", os.str());
 }

@@ -38,7 +38,7 @@ class RunFiles : public MetricSink {
   // (layer, slot) its per-tensor metrics carry as (layer, head) (instrument/docs/step.md).
   void write_run_info(const std::vector<std::string>& argv, int threads, int64_t n_params,
                       const std::string& data_desc, const DataFileRecord& data_file,
-                      const std::vector<ParamInfo>& params);
+                      const std::vector<ParamInfo>& params, int mpi_ranks = 1);
   // Drops metrics and events recorded after `step` (resume), then opens both for appending.
   void truncate_after(int64_t step);
 
