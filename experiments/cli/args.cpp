@@ -34,6 +34,7 @@ std::string join(const std::vector<T>& v) {
 CLI::Option* add_value(CLI::App* app, const std::string& name, std::string* target, const std::string& help) {
   return app->add_option_function<std::string>(name, [name, target](const std::string& s) { *target = non_empty(name, s); },
                                                 help)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // given twice, the last wins (as before CLI11)
       ->default_str(*target);
 }
 

@@ -21,7 +21,8 @@ const char* const kReportOptions =
     "  --max-runs N=6              runs per heatmap figure\n"
     "  --max-attention-runs N=4    runs with attention maps\n"
     "  --no-attention              skip the attention maps\n"
-    "  --window N=0                attention maps: draw the first N positions with the tokens as labels\n";
+    "  --window N=0                attention maps: draw the first N positions with the tokens as labels\n"
+    "  --interactive               also write index_interactive.html (plotly, embedded; works offline)\n";
 
 void add_report(CLI::App& root, const Context&, Runners& run) {
   CLI::App* app = root.add_subcommand("report", "HTML page and figures of runs and sweeps (report.py)");
