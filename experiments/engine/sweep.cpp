@@ -886,7 +886,12 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
       res.exit_code = 2;
       return res;
     }
-    run_worker(*comm, jobs, child_args, dir, sweep);
+    try {
+      run_worker(*comm, jobs, child_args, dir, sweep);
+    } catch (const std::exception& e) {  // rank 0 would wait for this rank's reports forever: end the job
+      std::fprintf(stderr, "attnlab sweep: rank %d: %s; ending every rank\n", comm->rank(), e.what());
+      comm->abort(1);
+    }
     return res;  // rank 0 reports
   }
   int lock_fd = -1;
@@ -898,242 +903,254 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
   } lock_release{lock_fd};
   std::vector<Job> todo;
   try {
-  // 1. Classify every run before anything starts: a conflicting directory stops the sweep here.
-  std::vector<std::string> conflicts;
-  std::vector<RunState> states(sweep.points.size());
-  std::vector<std::string> details(sweep.points.size());
-  for (size_t i = 0; i < sweep.points.size(); ++i) {
-    if (opt.point >= 0 && int64_t(i) != opt.point) continue;
-    try {
-      states[i] = run_state((dir / sweep.points[i].name).string(), sweep.points[i].config, &details[i]);
-    } catch (const ConfigError& e) {
-      conflicts.push_back(e.what());
+    // 1. Classify every run before anything starts: a conflicting directory stops the sweep here.
+    std::vector<std::string> conflicts;
+    std::vector<RunState> states(sweep.points.size());
+    std::vector<std::string> details(sweep.points.size());
+    for (size_t i = 0; i < sweep.points.size(); ++i) {
+      if (opt.point >= 0 && int64_t(i) != opt.point) continue;
+      try {
+        states[i] = run_state((dir / sweep.points[i].name).string(), sweep.points[i].config, &details[i]);
+      } catch (const ConfigError& e) {
+        conflicts.push_back(e.what());
+      }
     }
-  }
-  if (!conflicts.empty()) {
-    std::string msg = "the sweep directory " + res.dir + " holds runs that do not match the sweep file:";
-    for (const auto& c : conflicts) msg += "\n  " + c;
-    throw ConfigError(msg);
-  }
-  int n_done = 0, n_stopped = 0, n_resume = 0;
-  for (size_t i = 0; i < sweep.points.size(); ++i) {
-    RunOutcome o;
-    o.name = sweep.points[i].name;
-    o.dir = (dir / o.name).string();
-    o.state = states[i];
-    o.detail = details[i];
-    if (opt.point >= 0 && int64_t(i) != opt.point) {
-      res.runs.push_back(o);  // not this task's
-      continue;
+    if (!conflicts.empty()) {
+      std::string msg = "the sweep directory " + res.dir + " holds runs that do not match the sweep file:";
+      for (const auto& c : conflicts) msg += "\n  " + c;
+      throw ConfigError(msg);
     }
-    if (states[i] == RunState::kFinished) ++n_done;
-    else if (states[i] == RunState::kStopped) ++n_stopped, o.failed = true;
-    else {
-      if (states[i] == RunState::kResumable) ++n_resume;
-      todo.push_back({i, states[i] == RunState::kResumable, details[i]});
+    int n_done = 0, n_stopped = 0, n_resume = 0;
+    for (size_t i = 0; i < sweep.points.size(); ++i) {
+      RunOutcome o;
+      o.name = sweep.points[i].name;
+      o.dir = (dir / o.name).string();
+      o.state = states[i];
+      o.detail = details[i];
+      if (opt.point >= 0 && int64_t(i) != opt.point) {
+        res.runs.push_back(o);  // not this task's
+        continue;
+      }
+      if (states[i] == RunState::kFinished) ++n_done;
+      else if (states[i] == RunState::kStopped) ++n_stopped, o.failed = true;
+      else {
+        if (states[i] == RunState::kResumable) ++n_resume;
+        todo.push_back({i, states[i] == RunState::kResumable, details[i]});
+      }
+      res.runs.push_back(o);
     }
-    res.runs.push_back(o);
-  }
-  const int slots = jobs * (comm ? comm->size() : 1);
-  std::string plan;
-  if (!todo.empty())
-    plan = "; " + std::to_string(std::min<size_t>(size_t(slots), todo.size())) + " at a time x " +
-           std::to_string(threads) + (threads == 1 ? " thread" : " threads") +
-           (comm ? " over " + std::to_string(comm->size()) + " MPI ranks (" + comm->describe() + ")" : "");
-  const size_t listed = opt.point >= 0 ? 1 : sweep.points.size();
-  std::fprintf(stderr, "attnlab sweep: %zu run%s in %s: %d finished, %d stopped early, %zu to run (%d to resume)%s\n",
-               listed, listed == 1 ? "" : "s", res.dir.c_str(), n_done, n_stopped, todo.size(), n_resume, plan.c_str());
-  for (size_t i = 0; i < sweep.points.size(); ++i)
-    if (states[i] == RunState::kStopped && (opt.point < 0 || int64_t(i) == opt.point))
-      std::fprintf(stderr, "  %s: stopped early, not retried (%s); move the directory away to rerun it\n",
-                   sweep.points[i].name.c_str(), details[i].c_str());
+    const int slots = jobs * (comm ? comm->size() : 1);
+    std::string plan;
+    if (!todo.empty())
+      plan = "; " + std::to_string(std::min<size_t>(size_t(slots), todo.size())) + " at a time x " +
+             std::to_string(threads) + (threads == 1 ? " thread" : " threads") +
+             (comm ? " over " + std::to_string(comm->size()) + " MPI ranks (" + comm->describe() + ")" : "");
+    const size_t listed = opt.point >= 0 ? 1 : sweep.points.size();
+    std::fprintf(stderr, "attnlab sweep: %zu run%s in %s: %d finished, %d stopped early, %zu to run (%d to resume)%s\n",
+                 listed, listed == 1 ? "" : "s", res.dir.c_str(), n_done, n_stopped, todo.size(), n_resume, plan.c_str());
+    for (size_t i = 0; i < sweep.points.size(); ++i)
+      if (states[i] == RunState::kStopped && (opt.point < 0 || int64_t(i) == opt.point))
+        std::fprintf(stderr, "  %s: stopped early, not retried (%s); move the directory away to rerun it\n",
+                     sweep.points[i].name.c_str(), details[i].c_str());
 
-  if (opt.dry_run) {
-    for (const Job& j : todo) {
-      std::string line;
-      for (const auto& a : child_args(j)) line += (line.empty() ? "" : " ") + a;
-      std::printf("%s\n", line.c_str());
+    if (opt.dry_run) {
+      for (const Job& j : todo) {
+        std::string line;
+        for (const auto& a : child_args(j)) line += (line.empty() ? "" : " ") + a;
+        std::printf("%s\n", line.c_str());
+      }
+      return res;
     }
-    return res;
-  }
 
-  // 2. The directory, its lock (two sweeps writing the same runs would corrupt them), the configs. One
-  // point of an array job takes no sweep lock (the tasks run at once; each run has its own lock).
-  fs::create_directories(dir / "configs");
-  fs::create_directories(dir / "logs");
-  if (opt.point < 0) {
-    lock_fd = open((dir / ".sweep.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-      throw IoError("another attnlab sweep is running in " + res.dir + " (lock " + (dir / ".sweep.lock").string() + ")");
-  }
-  for (size_t i = 0; i < sweep.points.size(); ++i)
-    if (opt.point < 0 || int64_t(i) == opt.point)
-      write_atomic(dir / "configs" / (sweep.points[i].name + ".yaml"),
-                   dump_config(sweep.points[i].config, sweep.points[i].overrides));
+    // 2. The directory, its lock (two sweeps writing the same runs would corrupt them), the configs. One
+    // point of an array job takes no sweep lock (the tasks run at once; each run has its own lock).
+    fs::create_directories(dir / "configs");
+    fs::create_directories(dir / "logs");
+    if (opt.point < 0) {
+      lock_fd = open((dir / ".sweep.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+        throw IoError("another attnlab sweep is running in " + res.dir + " (lock " + (dir / ".sweep.lock").string() + ")");
+    }
+    for (size_t i = 0; i < sweep.points.size(); ++i)
+      if (opt.point < 0 || int64_t(i) == opt.point)
+        write_atomic(dir / "configs" / (sweep.points[i].name + ".yaml"),
+                     dump_config(sweep.points[i].config, sweep.points[i].overrides));
   } catch (...) {
     if (comm && !opt.dry_run) all_ok(false);
     throw;
   }
   if (opt.dry_run) return res;
   all_ok(true);
+  // From here on the ranks work apart; a failure on rank 0 would leave the others waiting for work that
+  // never comes, so under MPI it ends the job.
+  auto execute = [&]() -> SweepResult {
 
-  // 3. Run: at most `jobs` children at once here and `jobs` on every other rank; one line per start and finish.
-  const SignalGuard guard;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto since = [&](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  std::map<pid_t, Running> running;     // this rank's children
-  std::map<size_t, Running> remote;     // point -> run on another rank
-  std::map<size_t, int> remote_rank;
-  size_t next = 0;
-  int forwarded = 0, finished_now = 0, failed_now = 0, byes = 0;
-  const int workers = comm ? comm->size() - 1 : 0;
-  const size_t total = todo.size();
-  // Takes the next job: a stale directory moves to .failed/, the log's size marks where this attempt starts.
-  auto begin = [&](const Job& j, const std::string& where) {
-    const SweepPoint& p = sweep.points[j.point];
-    const fs::path run_dir = dir / p.name;
-    if (res.runs[j.point].state == RunState::kStale) {  // no checkpoint: keep it for inspection, start over
-      fs::create_directories(dir / ".failed");
-      fs::path to = dir / ".failed" / (p.name + "-" + stamp());
-      for (int k = 1; fs::exists(to); ++k) to = dir / ".failed" / (p.name + "-" + stamp() + "-" + std::to_string(k));
-      fs::rename(run_dir, to);
-    }
-    const fs::path log = dir / "logs" / (p.name + ".log");
-    std::error_code ec;
-    const auto size = fs::exists(log) ? fs::file_size(log, ec) : 0;
-    res.runs[j.point].ran = true;
-    std::fprintf(stderr, "[%7.1fs] start  %s (%zu/%zu)%s%s\n", since(t0), p.name.c_str(), next, total, where.c_str(),
-                 j.resume ? (" resuming: " + j.detail).c_str() : "");
-    return Running{j, std::chrono::steady_clock::now(), std::streamoff(ec ? 0 : size)};
-  };
-  // A run ended with `exit_code`: its state now, one line, its output's tail on failure.
-  auto complete = [&](const Running& r, int exit_code, bool stopping) {
-    const SweepPoint& p = sweep.points[r.job.point];
-    RunOutcome& o = res.runs[r.job.point];
-    o.exit_code = exit_code;
-    try {
-      o.state = run_state(o.dir, p.config, &o.detail);
-    } catch (const ConfigError& e) {
-      o.detail = e.what();
-    }
-    const double secs = since(r.start);
-    if (o.exit_code == 0 && o.state == RunState::kFinished) {
-      ++finished_now;
-      std::fprintf(stderr, "[%7.1fs] done   %s in %s\n", since(t0), p.name.c_str(), seconds_text(secs).c_str());
-      return;
-    }
-    if (stopping && (o.exit_code == 130 || o.exit_code == 128 + SIGINT || o.exit_code == 128 + SIGTERM)) {
-      std::fprintf(stderr, "[%7.1fs] paused %s (%s)\n", since(t0), p.name.c_str(), o.detail.c_str());
-      return;
-    }
-    o.failed = true;
-    ++failed_now;
-    const fs::path log = dir / "logs" / (p.name + ".log");
-    const std::string tail = tail_from(log, r.log_offset, 40);
-    std::error_code ec;
-    fs::create_directories(o.dir, ec);
-    {
-      std::ofstream err(fs::path(o.dir) / "stderr.log", std::ios::binary | std::ios::trunc);
-      err << tail;
-    }
-    std::fprintf(stderr, "[%7.1fs] FAILED %s (exit %d, %s): %s\n           output: %s/stderr.log\n", since(t0),
-                 p.name.c_str(), o.exit_code, seconds_text(secs).c_str(), last_line(tail).c_str(), o.dir.c_str());
-  };
-  bool told_workers = false;
-  while (next < todo.size() || !running.empty() || !remote.empty() || byes < workers) {
-    const bool stopping = g_sweep_signal.load() != 0;
-    if (stopping && g_sweep_signal_count.load() > forwarded) {
-      // Forward each Ctrl-C to the children: they finish the step, checkpoint and exit with 130.
-      if (forwarded == 0)
-        std::fprintf(stderr, "attnlab sweep: interrupted; stopping %zu running runs (they save a checkpoint)\n",
-                     running.size() + remote.size());
-      forward_signal(running, g_sweep_signal_count.load(), g_sweep_signal.load());
-      if (comm && !told_workers) {
-        const int64_t msg[2] = {g_sweep_signal.load(), 0};
-        for (int r = 1; r < comm->size(); ++r) comm->send(msg, 2, r, kInterrupt);
-        told_workers = true;
+    // 3. Run: at most `jobs` children at once here and `jobs` on every other rank; one line per start and finish.
+    const SignalGuard guard;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto since = [&](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
+    std::map<pid_t, Running> running;     // this rank's children
+    std::map<size_t, Running> remote;     // point -> run on another rank
+    std::map<size_t, int> remote_rank;
+    size_t next = 0;
+    int forwarded = 0, finished_now = 0, failed_now = 0, byes = 0;
+    const int workers = comm ? comm->size() - 1 : 0;
+    const size_t total = todo.size();
+    // Takes the next job: a stale directory moves to .failed/, the log's size marks where this attempt starts.
+    auto begin = [&](const Job& j, const std::string& where) {
+      const SweepPoint& p = sweep.points[j.point];
+      const fs::path run_dir = dir / p.name;
+      if (res.runs[j.point].state == RunState::kStale) {  // no checkpoint: keep it for inspection, start over
+        fs::create_directories(dir / ".failed");
+        fs::path to = dir / ".failed" / (p.name + "-" + stamp());
+        for (int k = 1; fs::exists(to); ++k) to = dir / ".failed" / (p.name + "-" + stamp() + "-" + std::to_string(k));
+        fs::rename(run_dir, to);
       }
-      forwarded = g_sweep_signal_count.load();
-    }
-    while (!stopping && next < todo.size() && int(running.size()) < jobs) {
-      const Job& j = todo[next++];
-      const Running r = begin(j, comm ? " on rank 0" : "");
-      const pid_t pid = launch(child_args(j), dir / "logs" / (sweep.points[j.point].name + ".log"));
-      if (pid < 0) throw IoError(std::string("cannot start a run: fork failed: ") + std::strerror(errno));
-      running[pid] = r;
-    }
-    bool busy = false;
-    if (comm) {
-      int64_t msg[2];
-      int src = 0;
-      while (comm->poll_recv(msg, 2, kRequest, &src)) {  // a free slot on rank src
-        busy = true;
-        int64_t reply[2] = {kStop, 0};
-        if (!stopping && next < todo.size()) {
-          const Job& j = todo[next++];
-          remote[j.point] = begin(j, " on rank " + std::to_string(src));
-          remote_rank[j.point] = src;
-          reply[0] = int64_t(j.point);
-          reply[1] = j.resume ? 1 : 0;
+      const fs::path log = dir / "logs" / (p.name + ".log");
+      std::error_code ec;
+      const auto size = fs::exists(log) ? fs::file_size(log, ec) : 0;
+      res.runs[j.point].ran = true;
+      std::fprintf(stderr, "[%7.1fs] start  %s (%zu/%zu)%s%s\n", since(t0), p.name.c_str(), next, total, where.c_str(),
+                   j.resume ? (" resuming: " + j.detail).c_str() : "");
+      return Running{j, std::chrono::steady_clock::now(), std::streamoff(ec ? 0 : size)};
+    };
+    // A run ended with `exit_code`: its state now, one line, its output's tail on failure.
+    auto complete = [&](const Running& r, int exit_code, bool stopping) {
+      const SweepPoint& p = sweep.points[r.job.point];
+      RunOutcome& o = res.runs[r.job.point];
+      o.exit_code = exit_code;
+      try {
+        o.state = run_state(o.dir, p.config, &o.detail);
+      } catch (const ConfigError& e) {
+        o.detail = e.what();
+      }
+      const double secs = since(r.start);
+      if (o.exit_code == 0 && o.state == RunState::kFinished) {
+        ++finished_now;
+        std::fprintf(stderr, "[%7.1fs] done   %s in %s\n", since(t0), p.name.c_str(), seconds_text(secs).c_str());
+        return;
+      }
+      if (stopping && (o.exit_code == 130 || o.exit_code == 128 + SIGINT || o.exit_code == 128 + SIGTERM)) {
+        std::fprintf(stderr, "[%7.1fs] paused %s (%s)\n", since(t0), p.name.c_str(), o.detail.c_str());
+        return;
+      }
+      o.failed = true;
+      ++failed_now;
+      const fs::path log = dir / "logs" / (p.name + ".log");
+      const std::string tail = tail_from(log, r.log_offset, 40);
+      std::error_code ec;
+      fs::create_directories(o.dir, ec);
+      {
+        std::ofstream err(fs::path(o.dir) / "stderr.log", std::ios::binary | std::ios::trunc);
+        err << tail;
+      }
+      std::fprintf(stderr, "[%7.1fs] FAILED %s (exit %d, %s): %s\n           output: %s/stderr.log\n", since(t0),
+                   p.name.c_str(), o.exit_code, seconds_text(secs).c_str(), last_line(tail).c_str(), o.dir.c_str());
+    };
+    bool told_workers = false;
+    while (next < todo.size() || !running.empty() || !remote.empty() || byes < workers) {
+      const bool stopping = g_sweep_signal.load() != 0;
+      if (stopping && g_sweep_signal_count.load() > forwarded) {
+        // Forward each Ctrl-C to the children: they finish the step, checkpoint and exit with 130.
+        if (forwarded == 0)
+          std::fprintf(stderr, "attnlab sweep: interrupted; stopping %zu running runs (they save a checkpoint)\n",
+                       running.size() + remote.size());
+        forward_signal(running, g_sweep_signal_count.load(), g_sweep_signal.load());
+        if (comm && !told_workers) {
+          const int64_t msg[2] = {g_sweep_signal.load(), 0};
+          for (int r = 1; r < comm->size(); ++r) comm->send(msg, 2, r, kInterrupt);
+          told_workers = true;
         }
-        comm->send(reply, 2, src, kAssign);
+        forwarded = g_sweep_signal_count.load();
       }
-      while (comm->poll_recv(msg, 2, kDone, &src)) {
-        busy = true;
-        const auto it = remote.find(size_t(msg[0]));
-        if (it == remote.end()) continue;
-        const Running r = it->second;
-        remote.erase(it);
-        complete(r, int(msg[1]), stopping);
+      while (!stopping && next < todo.size() && int(running.size()) < jobs) {
+        const Job& j = todo[next++];
+        const Running r = begin(j, comm ? " on rank 0" : "");
+        const pid_t pid = launch(child_args(j), dir / "logs" / (sweep.points[j.point].name + ".log"));
+        if (pid < 0) throw IoError(std::string("cannot start a run: fork failed: ") + std::strerror(errno));
+        running[pid] = r;
       }
-      while (comm->poll_recv(msg, 2, kBye, &src)) ++byes, busy = true;
+      bool busy = false;
+      if (comm) {
+        int64_t msg[2];
+        int src = 0;
+        while (comm->poll_recv(msg, 2, kRequest, &src)) {  // a free slot on rank src
+          busy = true;
+          int64_t reply[2] = {kStop, 0};
+          if (!stopping && next < todo.size()) {
+            const Job& j = todo[next++];
+            remote[j.point] = begin(j, " on rank " + std::to_string(src));
+            remote_rank[j.point] = src;
+            reply[0] = int64_t(j.point);
+            reply[1] = j.resume ? 1 : 0;
+          }
+          comm->send(reply, 2, src, kAssign);
+        }
+        while (comm->poll_recv(msg, 2, kDone, &src)) {
+          busy = true;
+          const auto it = remote.find(size_t(msg[0]));
+          if (it == remote.end()) continue;
+          const Running r = it->second;
+          remote.erase(it);
+          complete(r, int(msg[1]), stopping);
+        }
+        while (comm->poll_recv(msg, 2, kBye, &src)) ++byes, busy = true;
+      }
+      int status = 0;
+      const pid_t pid = running.empty() ? 0 : waitpid(-1, &status, WNOHANG);
+      if (pid < 0 && errno == ECHILD) running.clear();  // cannot happen; avoid a hang
+      const auto it = pid > 0 ? running.find(pid) : running.end();
+      if (it == running.end()) {
+        if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(comm ? 20 : 50));
+        continue;
+      }
+      const Running r = it->second;
+      running.erase(it);
+      complete(r, exit_code_of(status), stopping);
     }
-    int status = 0;
-    const pid_t pid = running.empty() ? 0 : waitpid(-1, &status, WNOHANG);
-    if (pid < 0 && errno == ECHILD) running.clear();  // cannot happen; avoid a hang
-    const auto it = pid > 0 ? running.find(pid) : running.end();
-    if (it == running.end()) {
-      if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(comm ? 20 : 50));
-      continue;
-    }
-    const Running r = it->second;
-    running.erase(it);
-    complete(r, exit_code_of(status), stopping);
-  }
-  res.interrupted = g_sweep_signal.load() != 0;
+    res.interrupted = g_sweep_signal.load() != 0;
 
-  int n_failed = 0, n_finished = 0, n_incomplete = 0;
-  for (size_t i = 0; i < res.runs.size(); ++i) {
-    if (opt.point >= 0 && int64_t(i) != opt.point) continue;
-    const auto& o = res.runs[i];
-    if (o.state == RunState::kFinished) ++n_finished;
-    else if (o.failed) ++n_failed;
-    else ++n_incomplete;
+    int n_failed = 0, n_finished = 0, n_incomplete = 0;
+    for (size_t i = 0; i < res.runs.size(); ++i) {
+      if (opt.point >= 0 && int64_t(i) != opt.point) continue;
+      const auto& o = res.runs[i];
+      if (o.state == RunState::kFinished) ++n_finished;
+      else if (o.failed) ++n_failed;
+      else ++n_incomplete;
+    }
+    if (opt.point < 0) {
+      write_sweep_summary(sweep, res.dir);
+      std::fprintf(stderr, "attnlab sweep: %d of %zu runs finished (%d now), %d failed or stopped early, %d incomplete; "
+                   "%s; summary: %s\n",
+                   n_finished, res.runs.size(), finished_now, n_failed, n_incomplete, seconds_text(since(t0)).c_str(),
+                   (dir / "summary.md").string().c_str());
+    } else {
+      std::fprintf(stderr, "attnlab sweep: point %lld (%s): %s; %s; the summary is written by a run of the whole sweep "
+                   "(attnlab sweep %s --out %s)\n",
+                   (long long)opt.point, sweep.points[size_t(opt.point)].name.c_str(),
+                   run_state_name(res.runs[size_t(opt.point)].state), seconds_text(since(t0)).c_str(),
+                   sweep.source.c_str(), res.dir.c_str());
+    }
+    if (res.interrupted) {
+      std::fprintf(stderr, "attnlab sweep: interrupted; run the same command again to resume\n");
+      res.exit_code = 130;
+    } else {
+      res.exit_code = (n_failed > 0 || n_incomplete > 0) ? 1 : 0;
+    }
+    (void)failed_now;
+    (void)remote_rank;
+    return res;
+  };
+  if (!comm) return execute();
+  try {
+    return execute();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attnlab sweep: rank 0: %s; ending every rank\n", e.what());
+    comm->abort(1);
   }
-  if (opt.point < 0) {
-    write_sweep_summary(sweep, res.dir);
-    std::fprintf(stderr, "attnlab sweep: %d of %zu runs finished (%d now), %d failed or stopped early, %d incomplete; "
-                 "%s; summary: %s\n",
-                 n_finished, res.runs.size(), finished_now, n_failed, n_incomplete, seconds_text(since(t0)).c_str(),
-                 (dir / "summary.md").string().c_str());
-  } else {
-    std::fprintf(stderr, "attnlab sweep: point %lld (%s): %s; %s; the summary is written by a run of the whole sweep "
-                 "(attnlab sweep %s --out %s)\n",
-                 (long long)opt.point, sweep.points[size_t(opt.point)].name.c_str(),
-                 run_state_name(res.runs[size_t(opt.point)].state), seconds_text(since(t0)).c_str(),
-                 sweep.source.c_str(), res.dir.c_str());
-  }
-  if (res.interrupted) {
-    std::fprintf(stderr, "attnlab sweep: interrupted; run the same command again to resume\n");
-    res.exit_code = 130;
-  } else {
-    res.exit_code = (n_failed > 0 || n_incomplete > 0) ? 1 : 0;
-  }
-  (void)failed_now;
-  (void)remote_rank;
-  return res;
+  return res;  // not reached
 }
 
 std::string emit_slurm(const Sweep& sweep, const SweepOptions& opt) {
