@@ -833,6 +833,20 @@ void run_worker(Comm& comm, int jobs, const std::function<std::vector<std::strin
   comm.send(bye, 2, 0, kBye);
 }
 
+// Threads per run: --threads, else the base config's train.threads when set, else 1.
+int run_threads(const Sweep& sweep, const SweepOptions& opt) {
+  if (opt.threads > 0) return opt.threads;
+  return !sweep.points.empty() && sweep.points[0].config.train.threads > 0 ? sweep.points[0].config.train.threads : 1;
+}
+
+// The binary the runs start: opt.exe, else this process's (its real path, not argv[0]).
+std::string child_exe(const SweepOptions& opt) {
+  if (!opt.exe.empty()) return opt.exe;
+  char buf[4096] = {0};
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string();
+}
+
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -847,10 +861,7 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
   const fs::path dir(res.dir);
   Comm* comm = opt.comm && opt.comm->size() > 1 ? opt.comm : nullptr;
   const bool root = !comm || comm->rank() == 0;
-  const int threads = opt.threads > 0 ? opt.threads
-                      : (!sweep.points.empty() && sweep.points[0].config.train.threads > 0)
-                          ? sweep.points[0].config.train.threads
-                          : 1;
+  const int threads = run_threads(sweep, opt);
   const int cores = available_cores();
   // Under mpirun one run per rank unless --jobs says more (a rank per host with --jobs = its cores works too).
   const int jobs = opt.jobs > 0 ? opt.jobs : comm ? 1 : std::max(1, cores / threads);
@@ -858,12 +869,7 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     throw ConfigError("--point " + std::to_string(opt.point) + ": " + sweep.source + " has " +
                       std::to_string(sweep.points.size()) + " points (0.." + std::to_string(sweep.points.size() - 1) + ")");
 
-  std::string exe = opt.exe;
-  if (exe.empty()) {  // this process's binary (its real path, not argv[0])
-    char buf[4096] = {0};
-    const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    if (n > 0) exe.assign(buf, size_t(n));
-  }
+  const std::string exe = child_exe(opt);
   auto child_args = [&](const Job& j) {
     const SweepPoint& p = sweep.points[j.point];
     const std::string run_dir = (dir / p.name).string();
@@ -1155,16 +1161,8 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
 
 std::string emit_slurm(const Sweep& sweep, const SweepOptions& opt) {
   const fs::path dir = fs::absolute(opt.out_dir.empty() ? sweep.default_dir : opt.out_dir);
-  const int threads = opt.threads > 0 ? opt.threads
-                      : (!sweep.points.empty() && sweep.points[0].config.train.threads > 0)
-                          ? sweep.points[0].config.train.threads
-                          : 1;
-  std::string exe = opt.exe;
-  if (exe.empty()) {
-    char buf[4096] = {0};
-    const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    if (n > 0) exe.assign(buf, size_t(n));
-  }
+  const int threads = run_threads(sweep, opt);
+  const std::string exe = child_exe(opt);
   const std::string file = fs::absolute(opt.sweep_file.empty() ? sweep.source : opt.sweep_file).string();
   const size_t n = sweep.points.size();
   std::string sets;
