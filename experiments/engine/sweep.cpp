@@ -999,7 +999,6 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
     };
     std::map<pid_t, Running> running;     // this rank's children
     std::map<size_t, Running> remote;     // point -> run on another rank
-    std::map<size_t, int> remote_rank;
     size_t next = 0;
     int forwarded = 0, finished_now = 0, failed_now = 0, byes = 0;
     const int workers = comm ? comm->size() - 1 : 0;
@@ -1088,7 +1087,6 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
           if (!stopping && next < todo.size()) {
             const Job& j = todo[next++];
             remote[j.point] = begin(j, " on rank " + std::to_string(src));
-            remote_rank[j.point] = src;
             reply[0] = int64_t(j.point);
             reply[1] = j.resume ? 1 : 0;
           }
@@ -1146,7 +1144,6 @@ SweepResult run_sweep(const Sweep& sweep, const SweepOptions& opt) {
       res.exit_code = (n_failed > 0 || n_incomplete > 0) ? 1 : 0;
     }
     (void)failed_now;
-    (void)remote_rank;
     return res;
   };
   if (!comm) return execute();

@@ -87,12 +87,7 @@ class Run:
         return metric in self.metrics and len(self.metrics[metric]) > 0
 
     def get(self, dotted, default=None):
-        cur = self.config
-        for part in dotted.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                return default
-            cur = cur[part]
-        return cur
+        return _runs.config_get(self.config, dotted, default)
 
     def flat_config(self):
         return flatten(self.config)

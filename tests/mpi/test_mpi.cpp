@@ -78,6 +78,18 @@ pid_t rank_pid(const std::string& tag, int rank) {
   return -1;
 }
 
+// The pid of rank `rank` of the job training in `run`, once it is training (metrics on disk and a few
+// steps taken); -1 after 10 s without it.
+pid_t training_rank(const std::string& run, int rank) {
+  pid_t pid = -1;
+  for (int i = 0; i < 200 && pid < 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (fs::exists(run + "/metrics.jsonl")) pid = rank_pid(run, rank);
+  }
+  if (pid > 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  return pid;
+}
+
 // A background job (a shell command): joined when the test ends, however it ends; kill_all stops the job's
 // attnlab processes first if the test gave up on it.
 class Job {
@@ -188,13 +200,8 @@ TEST_CASE("mpirun: a rank killed mid-run ends the job within seconds, naming the
   const std::string cfg = d.write("c.yaml", tiny(1000000));
   const std::string out = d.file("out.txt"), run = d.file("run");
   Job job(mpirun(2) + " train " + cfg + " --out " + run + " --quiet > " + out + " 2>&1; echo exit=$? >> " + out, run);
-  pid_t victim = -1;
-  for (int i = 0; i < 200 && victim < 0; ++i) {  // until rank 1 is up and training (metrics on disk)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (fs::exists(run + "/metrics.jsonl")) victim = rank_pid(run, 1);
-  }
+  const pid_t victim = training_rank(run, 1);
   REQUIRE(victim > 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto t0 = std::chrono::steady_clock::now();
   ::kill(victim, SIGKILL);
   job.join();
@@ -212,13 +219,8 @@ TEST_CASE("mpirun: a rank that stops answering is caught by the watchdog (ATTNLA
   const std::string out = d.file("out.txt"), run = d.file("run");
   Job job("ATTNLAB_MPI_TIMEOUT=2 " + mpirun(2) + " train " + cfg + " --out " + run + " --quiet > " + out +
               " 2>&1; echo exit=$? >> " + out, run);
-  pid_t victim = -1;
-  for (int i = 0; i < 200 && victim < 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (fs::exists(run + "/metrics.jsonl")) victim = rank_pid(run, 1);
-  }
+  const pid_t victim = training_rank(run, 1);
   REQUIRE(victim > 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto t0 = std::chrono::steady_clock::now();
   ::kill(victim, SIGSTOP);  // alive but silent: mpirun cannot tell, only a timeout can
   job.join();

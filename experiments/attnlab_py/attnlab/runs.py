@@ -80,6 +80,16 @@ def flatten(cfg, prefix=""):
     return out
 
 
+def config_get(config, dotted, default=None):
+    """A value of a nested config by its key path ("optim.lr"); `default` when a part is missing."""
+    cur = config
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return default
+        cur = cur[part]
+    return cur
+
+
 def is_run_dir(path):
     return os.path.isfile(os.path.join(path, "metrics.jsonl")) or (
         os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(os.path.join(path, "run.json")))
@@ -272,12 +282,7 @@ class RunData:
 
     def get(self, dotted, default=None):
         """A config value by its key path ("optim.lr")."""
-        cur = self.config
-        for part in dotted.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                return default
-            cur = cur[part]
-        return cur
+        return config_get(self.config, dotted, default)
 
     def checkpoints(self):
         return checkpoints(self.path)
