@@ -30,7 +30,7 @@ void add_repro(CLI::App& root, const Context& ctx, Runners& run) {
   app->add_flag("--list", o->list, "list the reproductions");
   run[app] = [o] {
     if (o->list) {
-      for (const auto& n : attnlab::list_repros(attnlab::attnlab_home())) std::printf("%s\n", n.c_str());
+      std::fputs(attnlab::list_repros_table(attnlab::attnlab_home()).c_str(), stdout);
       return 0;
     }
     if (o->repro.name.empty()) throw UsageError("repro: NAME is required (attnlab repro --list shows them)");

@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -169,14 +171,48 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
   Repro r;
   r.file = source;
   r.dir = dir;
-  static const std::set<std::string> kKeys = {"name", "title", "sources", "sweep", "budgets", "claims", "notes"};
+  static const std::set<std::string> kKeys = {"name",    "title",  "phenomenon", "sources", "sweep",
+                                              "budgets", "claims", "recorded",   "notes"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string k = it->first.Scalar();
     const YAML::Node v = it->second;
     const std::string at = loc(source, it->first.Mark());
-    if (!kKeys.count(k)) fail(at, "unknown key '" + k + "' (keys: name, title, sources, sweep, budgets, claims, notes)");
+    if (!kKeys.count(k)) fail(at, "unknown key '" + k + "' (keys: name, title, phenomenon, sources, sweep, budgets, claims, recorded, notes)");
     if (k == "name") r.name = scalar(v, source, k);
     else if (k == "title") r.title = scalar(v, source, k);
+    else if (k == "phenomenon") r.phenomenon = scalar(v, source, k);
+    else if (k == "recorded") {
+      // recorded: {quick: {wall: "86 s", verdict: "12/13", where: "2-core AMD EPYC, 2 threads, 2026-12-04"}}
+      if (!v.IsMap()) fail(at, "recorded: expected a map of budget name -> {wall, verdict, where}");
+      for (auto jt = v.begin(); jt != v.end(); ++jt) {
+        const std::string what = "recorded." + jt->first.Scalar();
+        const YAML::Node m = jt->second;
+        if (!m.IsMap()) fail(loc(source, m.Mark()), what + ": expected a map with wall, verdict, where");
+        Repro::Recorded rec;
+        rec.budget = jt->first.Scalar();
+        for (auto kt = m.begin(); kt != m.end(); ++kt) {
+          const std::string f = kt->first.Scalar();
+          const std::string val = scalar(kt->second, source, what + "." + f);
+          if (f == "wall") rec.wall = val;
+          else if (f == "where") rec.where = val;
+          else if (f == "verdict") {
+            const size_t slash = val.find('/');
+            const auto digits = [](const std::string& t) {
+              return !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+            };
+            if (slash == std::string::npos || !digits(val.substr(0, slash)) || !digits(val.substr(slash + 1)) ||
+                std::stoll(val.substr(0, slash)) > std::stoll(val.substr(slash + 1)))
+              fail(loc(source, kt->second.Mark()), what + ".verdict: expected PASSED/TOTAL (e.g. 12/13), got '" + val + "'");
+            rec.verdict = val;
+          } else {
+            fail(loc(source, kt->first.Mark()), what + ": unknown field '" + f + "' (fields: wall, verdict, where)");
+          }
+        }
+        if (rec.verdict.empty() || rec.wall.empty())
+          fail(loc(source, m.Mark()), what + ": give both wall and verdict");
+        r.recorded.push_back(std::move(rec));
+      }
+    }
     else if (k == "sources") {
       if (v.IsScalar()) r.sources.push_back(v.Scalar());
       else if (v.IsSequence()) for (size_t i = 0; i < v.size(); ++i) r.sources.push_back(scalar(v[i], source, "sources"));
@@ -257,6 +293,11 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
   if (r.name.empty()) r.name = fs::path(dir).filename().string();
   if (r.sweep_file.empty()) fail(source, "no sweep: give sweep: FILE (a sweep file, relative to repro.yaml)");
   if (r.claims.empty()) fail(source, "no claims: a reproduction states what it expects to measure");
+  for (const Repro::Recorded& rec : r.recorded) {
+    bool known = r.budgets.empty() && rec.budget == "default";
+    for (const auto& [n, ovs] : r.budgets) known = known || n == rec.budget;
+    if (!known) fail(source, "recorded." + rec.budget + ": no such budget in budgets");
+  }
   return r;
 }
 
@@ -273,6 +314,79 @@ std::vector<std::string> list_repros(const std::string& home) {
   for (const auto& e : fs::directory_iterator(fs::path(home) / "experiments", ec))
     if (e.is_directory() && fs::exists(e.path() / "repro.yaml")) out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+// "Chen, Lin, Yao 2026, Attention sinks induce ..." -> "Chen, Lin, Yao 2026": the authors and the year.
+std::string short_source(const std::string& s) {
+  for (size_t i = 0; i + 4 <= s.size(); ++i) {
+    const bool year = (s[i] == '1' || s[i] == '2') && std::isdigit((unsigned char)s[i + 1]) &&
+                      std::isdigit((unsigned char)s[i + 2]) && std::isdigit((unsigned char)s[i + 3]) &&
+                      (i + 4 == s.size() || !std::isdigit((unsigned char)s[i + 4])) &&
+                      (i == 0 || !std::isdigit((unsigned char)s[i - 1]));
+    if (year && i > 0) return s.substr(0, i + 4);
+  }
+  if (s.size() <= 60) return s;
+  size_t cut = 57;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+  return s.substr(0, cut) + "...";
+}
+
+// The last run's verdict in DIR/verdict.json as "P/N, W s" (empty when there is none or it is unreadable).
+std::string local_verdict(const fs::path& dir) {
+  std::string text, why;
+  if (!read_regular_file((dir / "verdict.json").string(), &text, &why, uint64_t(16) << 20)) return "";
+  try {
+    const Json j = Json::parse(text);
+    int pass = 0, total = 0;
+    for (const auto& c : j.at("claims")) total += 1, pass += c.value("verdict", "") == "PASS";
+    std::string out = std::to_string(pass) + "/" + std::to_string(total);
+    if (j.contains("wall_s") && j.value("runs_trained", 0) == j.value("runs", -1)) {
+      char buf[48];
+      std::snprintf(buf, sizeof(buf), ", %.0f s", j["wall_s"].get<double>());
+      out += buf;
+    }
+    return out + " (" + j.value("date", std::string("?")) + ")";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+}  // namespace
+
+std::string list_repros_table(const std::string& home, const std::string& runs_root) {
+  std::string out;
+  for (const std::string& name : list_repros(home)) {
+    const fs::path file = fs::path(home) / "experiments" / name / "repro.yaml";
+    out += name + "\n";
+    Repro r;
+    try {
+      r = load_repro(file.string());
+    } catch (const std::exception& e) {
+      out += "  ERROR: " + std::string(e.what()) + "\n\n";
+      continue;
+    }
+    out += "  phenomenon: " + (r.phenomenon.empty() ? r.title : r.phenomenon) + "\n";
+    std::string src;
+    for (const auto& s : r.sources) src += (src.empty() ? "" : "; ") + short_source(s);
+    out += "  sources:    " + (src.empty() ? std::string("-") : src) + "\n";
+    for (const auto& [budget, ovs] : r.budgets) {
+      std::string line = "  " + budget + ":" + std::string(budget.size() < 10 ? 10 - budget.size() : 1, ' ');
+      const Repro::Recorded* rec = nullptr;
+      for (const auto& x : r.recorded) if (x.budget == budget) rec = &x;
+      line += rec ? rec->verdict + " claims pass, " + rec->wall + (rec->where.empty() ? "" : " (" + rec->where + ")")
+                  : std::string("not recorded");
+      const std::string here = local_verdict(fs::path(runs_root) / name / budget);
+      if (!here.empty()) line += "; last run here: " + here;
+      out += line + "\n";
+    }
+    out += "  run:        attnlab repro " + name + (r.budgets.size() > 1 ? " [--budget " : "");
+    for (size_t i = 0; r.budgets.size() > 1 && i < r.budgets.size(); ++i)
+      out += (i ? "|" : "") + r.budgets[i].first;
+    out += std::string(r.budgets.size() > 1 ? "]" : "") + "\n\n";
+  }
   return out;
 }
 
@@ -322,6 +436,7 @@ int run_repro(const ReproCommand& cmd) {
   for (const auto& s : r.sources) std::fprintf(stderr, "  source: %s\n", s.c_str());
 
   // 2. The runs.
+  const auto t_start = std::chrono::steady_clock::now();
   SweepOptions so;
   so.out_dir = dir;
   so.exe = cmd.exe;
@@ -329,6 +444,9 @@ int run_repro(const ReproCommand& cmd) {
   so.threads = cmd.threads;
   const SweepResult sr = run_sweep(sweep, so);
   if (sr.interrupted) return 130;
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  int n_ran = 0;
+  for (const RunOutcome& o : sr.runs) n_ran += o.ran;
 
   // 3. The claims. A run that stopped itself (non-finite loss) still has evidence; one that never
   // finished does not.
@@ -363,7 +481,10 @@ int run_repro(const ReproCommand& cmd) {
   const Json header = {{"name", r.name},     {"title", r.title},
                        {"budget", budget},   {"date", date},
                        {"commit", b.commit}, {"dirty", b.dirty < 0 ? Json() : Json(b.dirty == 1)},
-                       {"sources", r.sources}};
+                       {"sources", r.sources},
+                       // this invocation's wall time and how many runs it trained (the others were done)
+                       {"wall_s", std::round(wall_s * 10.0) / 10.0}, {"runs", sweep.points.size()},
+                       {"runs_trained", n_ran}, {"jobs", cmd.jobs}};
   {
     std::ofstream(fs::path(dir) / "verdict.md", std::ios::binary | std::ios::trunc) << md;
     std::ofstream(fs::path(dir) / "verdict.json", std::ios::binary | std::ios::trunc) << verdict_json(results, header);

@@ -33,7 +33,14 @@ struct Repro {
   std::string file;  // repro.yaml
   std::string dir;   // its directory
   std::string name, title;
+  std::string phenomenon;  // one line: what the reproduction is about (`attnlab repro --list`)
   std::vector<std::string> sources;
+  // What the maintainers measured per budget (repro.yaml `recorded:`, kept in step with the README):
+  // wall time, the verdict count "passed/total", and where (machine, threads, date).
+  struct Recorded {
+    std::string budget, wall, verdict, where;
+  };
+  std::vector<Recorded> recorded;
   std::string sweep_file;  // resolved path
   std::vector<std::pair<std::string, std::vector<std::string>>> budgets;  // in file order
   std::vector<Claim> claims;
@@ -46,6 +53,10 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
 
 // The names of the reproductions under <home>/experiments (directories with a repro.yaml), sorted.
 std::vector<std::string> list_repros(const std::string& home);
+// `attnlab repro --list`: one block per reproduction (phenomenon, sources, recorded wall time and verdict
+// per budget, and the verdict of the last run in runs/repro/NAME/BUDGET when there is one). A repro.yaml
+// that does not parse is listed with its error. Returns the text.
+std::string list_repros_table(const std::string& home, const std::string& runs_root = "runs/repro");
 // NAME (under <home>/experiments), a directory holding repro.yaml, or a repro.yaml path -> the file.
 // Throws ConfigError listing the available reproductions when NAME is unknown.
 std::string resolve_repro(const std::string& name_or_path);
