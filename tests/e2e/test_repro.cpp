@@ -31,7 +31,12 @@ struct StubHome {
     fs::create_directories(dir.file("experiments/alpha"));
     fs::create_directories(dir.file("experiments/beta"));
     fs::create_directories(dir.file("experiments/not-a-repro"));
-    dir.write("experiments/alpha/repro.yaml", "name: alpha\n");
+    dir.write("experiments/alpha/repro.yaml",
+              "name: alpha\nphenomenon: \"a phenomenon\"\n"
+              "sources: [\"Smith & Jones 2024, A long title that is not printed, \\u00a73\", \"a note without a year\"]\n"
+              "sweep: sweep.yaml\nbudgets: {quick: [train.steps=2], full: [train.steps=4]}\n"
+              "recorded: {quick: {wall: \"86 s\", verdict: \"12/13\", where: \"2 cores\"}}\n"
+              "claims:\n  - {id: a, text: t, lhs: {metric: loss}, op: \"<\", rhs: 1}\n");
     dir.write("experiments/beta/repro.yaml", "name: beta\n");
     dir.write("experiments/report/report.py",
               "import os, sys\n"
@@ -91,6 +96,8 @@ TEST_CASE("repro: runs the sweep, prints and writes the verdict, exits 1 on a FA
   const std::string js = read_file(out + "/verdict.json");
   REQUIRE(js.find("\"passed\":false") != std::string::npos);
   REQUIRE(js.find("\"budget\":\"test\"") != std::string::npos);
+  REQUIRE(std::regex_search(js, std::regex(R"("wall_s":[0-9.]+)")));  // this invocation trained both runs
+  REQUIRE(js.find("\"runs\":2,\"runs_trained\":2") != std::string::npos);
   REQUIRE(std::regex_search(js, std::regex(R"("id":"impossible-loss"[^\n]*"verdict":"FAIL")")));
   REQUIRE(std::regex_search(js, std::regex(R"("id":"missing-metric"[^\n]*"verdict":"ERROR")")));
   REQUIRE(fs::exists(out + "/summary.md"));
@@ -130,9 +137,38 @@ TEST_CASE("repro: exit 0 when every claim passes; bad names, budgets and claims 
   REQUIRE(unknown.exit_code == 2);
   REQUIRE(unknown.output.find("unknown reproduction 'gamma'") != std::string::npos);
   REQUIRE(unknown.output.find("alpha, beta") != std::string::npos);
-  const auto list = run_command(home.env() + attnlab_binary() + " repro --list");
+  // --list: phenomenon, short sources, the recorded figures per budget, the last local verdict (read from
+  // runs/repro/NAME/BUDGET/verdict.json under the working directory), and a repro.yaml that does not parse.
+  fs::create_directories(dir.file("runs/repro/alpha/full"));
+  dir.write("runs/repro/alpha/full/verdict.json",
+            "{\"date\":\"2026-12-04 10:00:00\",\"wall_s\":61.2,\"runs\":2,\"runs_trained\":2,"
+            "\"claims\":[{\"verdict\":\"PASS\"},{\"verdict\":\"FAIL\"}]}\n");
+  const auto list = run_command("cd " + dir.path() + " && " + home.env() + attnlab_binary() + " repro --list");
+  INFO(list.output);
   REQUIRE(list.exit_code == 0);
-  REQUIRE(list.output == "alpha\nbeta\n");
+  REQUIRE(list.output.find("alpha\n  phenomenon: a phenomenon\n"
+                           "  sources:    Smith & Jones 2024; a note without a year\n"
+                           "  quick:     12/13 claims pass, 86 s (2 cores)\n"
+                           "  full:      not recorded; last run here: 1/2, 61 s (2026-12-04 10:00:00)\n"
+                           "  run:        attnlab repro alpha [--budget quick|full]\n") != std::string::npos);
+  REQUIRE(list.output.find("beta\n  ERROR: ") != std::string::npos);
+  REQUIRE(list.output.find("no sweep") != std::string::npos);
+  // A recorded figure must name a budget that exists and give PASSED/TOTAL.
+  for (const std::string& bad : {std::string("recorded: {huge: {wall: 1 s, verdict: 1/2}}"),
+                                 std::string("recorded: {quick: {wall: 1 s, verdict: 3/2}}"),
+                                 std::string("recorded: {quick: {wall: 1 s, verdict: most}}"),
+                                 std::string("recorded: {quick: {verdict: 1/2}}")}) {
+    fs::create_directories(dir.file("rec"));
+    dir.write("rec/repro.yaml", "sweep: sweep.yaml\nbudgets: {quick: [train.steps=2]}\n" + bad +
+                                    "\nclaims:\n  - {id: a, text: t, lhs: {metric: loss}, op: \"<\", rhs: 1}\n");
+    dir.write("rec/sweep.yaml", read_file(dir.file("ok/sweep.yaml")));
+    const auto r = run_command(home.env() + attnlab_binary() + " repro " + dir.file("rec") + " --out " + dir.file("rec-out"));
+    INFO(bad << "\n" << r.output);
+    REQUIRE(r.exit_code == 2);
+    REQUIRE(r.output.find("repro.yaml") != std::string::npos);
+    REQUIRE(r.output.find("recorded.") != std::string::npos);
+    REQUIRE_FALSE(fs::exists(dir.file("rec-out")));
+  }
 
   const auto budget = run_command(home.env() + attnlab_binary() + " repro " + kFixture + " --budget huge --out " +
                                   dir.file("b-out"));
