@@ -8,7 +8,8 @@ heads). A block is flagged lazy (metrics.md §1.12) when bi < 0.02 and every hea
 The report (attnlab report) draws layer × step heatmaps per run; this prints the depth profiles side by side
 as Markdown tables, which is the view the README quotes.
 
-usage: layer_profile.py SWEEP_DIR            (e.g. runs/repro/lazy-layers/quick: every run in summary.csv)
+usage: layer_profile.py SWEEP_DIR [--summary] (e.g. runs/repro/lazy-layers/quick: a one-row-per-run summary,
+                                              then every run's profile in summary.csv order; --summary: only the summary)
        layer_profile.py RUN_DIR [RUN_DIR ...]
 Standard library only.
 """
@@ -30,8 +31,8 @@ def read(run_dir):
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a truncated last line
-            if r.get("metric") == "val_loss":
-                val_loss = float(r["value"])
+            if r.get("kind") == "eval" and "val_loss" in r:
+                val_loss = float(r["val_loss"])
             if r.get("kind") != "probe" or r["metric"] not in LAYER_METRICS + HEAD_METRICS or r["layer"] < 0:
                 continue
             vals[(r["metric"], r["step"], r["layer"], r["head"])] = float(r["value"])
@@ -59,14 +60,41 @@ def table(run_dir, label):
                   f"{', '.join(f'{k:.0f}' for k in ks)} | {ent:.3f} | {cm:.3f} | {'yes' if lazy else ''} |")
 
 
+def summary(runs, sweep):
+    """One row per run and probe step (step 0 and the last): the depth profile reduced to a few numbers."""
+    print("| L | LR | seed | step | val_loss | min bi (block) | blocks with bi < 0.02 | k* over all heads | "
+          "ent_norm deep / block 1 | rho_mlp / rho_attn, deep block | lazy blocks (flag) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    key = lambda r: (-int(r["model.n_layer"]), -float(r["optim.lr"]), int(r["train.seed"]))
+    for r in sorted(runs, key=key):
+        vals, last, val_loss = read(os.path.join(sweep, r["name"]))
+        L = int(r["model.n_layer"])
+        heads = sorted({k[3] for k in vals if k[0] == "attn_kstar"})
+        for step in (0, last):
+            bi = [vals[("bi", step, l, -1)] for l in range(L)]
+            ks = [vals[("attn_kstar", step, l, h)] for l in range(L) for h in heads]
+            ent = lambda l: sum(vals[("ent_norm", step, l, h)] for h in heads) / len(heads)
+            m = min(range(L), key=lambda l: bi[l])
+            d = max(0, L - 2)  # the deep block: the second-to-last (repro.yaml)
+            ratio = vals[("rho_mlp", step, d, -1)] / vals[("rho_attn", step, d, -1)]
+            lazy = sum(bi[l] < 0.02 and all(vals[("attn_kstar", step, l, h)] <= 2 for h in heads) for l in range(L))
+            vl = f"{val_loss:.3f}" if step == last and val_loss is not None else ""
+            print(f"| {L} | {r['optim.lr']} | {r['train.seed']} | {step} | {vl} | {bi[m]:.4f} ({m + 1}) | "
+                  f"{sum(b < 0.02 for b in bi)} of {L} | {min(ks):.0f}-{max(ks):.0f} | {ent(d):.2f} / {ent(0):.2f} | "
+                  f"{ratio:.2f} | {lazy} |")
+
+
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
-    args = sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--summary"]
     if len(args) == 1 and os.path.exists(os.path.join(args[0], "summary.csv")):
         with open(os.path.join(args[0], "summary.csv")) as f:
             runs = list(csv.DictReader(f))
         keys = [k for k in ("model.n_layer", "optim.lr", "train.seed") if k in runs[0]]
+        summary(runs, args[0])
+        if "--summary" in sys.argv:
+            return
         for r in runs:
             table(os.path.join(args[0], r["name"]), ", ".join(f"{k}={r[k]}" for k in keys))
     else:
