@@ -3,7 +3,7 @@
 step 0 (the initial model) and at the last probe, per block l: block influence bi, the sublayer ratios
 rho_attn and rho_mlp, their ratio rho_mlp/rho_attn, the attention-map rank attn_kstar (per head),
 the normalised entropy ent_norm (mean over heads) and the single-column mass attn_colmass_max (max over
-heads). A block is flagged lazy (metrics.md §1.12) when bi < 0.02 and every head has attn_kstar <= 2.
+heads). The summary also lists the "MLP-carried" blocks: bi < 0.02 and rho_mlp > rho_attn. A block is flagged lazy (metrics.md §1.12) when bi < 0.02 and every head has attn_kstar <= 2.
 
 The report (attnlab report) draws layer × step heatmaps per run; this prints the depth profiles side by side
 as Markdown tables, which is the view the README quotes.
@@ -61,16 +61,18 @@ def table(run_dir, label):
 
 
 def summary(runs, sweep):
-    """One row per run and probe step (step 0 and the last): the depth profile reduced to a few numbers."""
+    """One row per run and probe step: the depth profile reduced to a few numbers. (The probe at step 1, which
+    the trainer takes after the first update, is left out: it equals step 0 to two digits.)"""
     print("| L | LR | seed | step | val_loss | min bi (block) | blocks with bi < 0.02 | k* over all heads | "
-          "ent_norm deep / block 1 | rho_mlp / rho_attn, deep block | lazy blocks (flag) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "ent_norm deep / block 1 | rho_mlp / rho_attn, deep block | lazy blocks (flag) | "
+          "MLP-carried blocks: bi < 0.02 and rho_mlp > rho_attn (their k*, ent_norm) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     key = lambda r: (-int(r["model.n_layer"]), -float(r["optim.lr"]), int(r["train.seed"]))
     for r in sorted(runs, key=key):
         vals, last, val_loss = read(os.path.join(sweep, r["name"]))
         L = int(r["model.n_layer"])
         heads = sorted({k[3] for k in vals if k[0] == "attn_kstar"})
-        for step in (0, last):
+        for step in sorted({k[1] for k in vals if k[0] == "bi" and k[1] != 1}):  # every probe (step 1: see below)
             bi = [vals[("bi", step, l, -1)] for l in range(L)]
             ks = [vals[("attn_kstar", step, l, h)] for l in range(L) for h in heads]
             ent = lambda l: sum(vals[("ent_norm", step, l, h)] for h in heads) / len(heads)
@@ -79,9 +81,14 @@ def summary(runs, sweep):
             ratio = vals[("rho_mlp", step, d, -1)] / vals[("rho_attn", step, d, -1)]
             lazy = sum(bi[l] < 0.02 and all(vals[("attn_kstar", step, l, h)] <= 2 for h in heads) for l in range(L))
             vl = f"{val_loss:.3f}" if step == last and val_loss is not None else ""
+            carried = [l for l in range(L) if bi[l] < 0.02 and vals[("rho_mlp", step, l, -1)] > vals[("rho_attn", step, l, -1)]]
+            cks = [vals[("attn_kstar", step, l, h)] for l in carried for h in heads]
+            cent = [ent(l) for l in carried]
+            ctext = (f"{', '.join(str(l + 1) for l in carried)} (k* {min(cks):.0f}-{max(cks):.0f}, "
+                     f"ent {min(cent):.2f}-{max(cent):.2f})") if carried else "none"
             print(f"| {L} | {r['optim.lr']} | {r['train.seed']} | {step} | {vl} | {bi[m]:.4f} ({m + 1}) | "
                   f"{sum(b < 0.02 for b in bi)} of {L} | {min(ks):.0f}-{max(ks):.0f} | {ent(d):.2f} / {ent(0):.2f} | "
-                  f"{ratio:.2f} | {lazy} |")
+                  f"{ratio:.2f} | {lazy} | {ctext} |")
 
 
 def main():
