@@ -28,6 +28,11 @@ struct InstrumentConfig {
   double warn_spike_z = 7.0;     // z-score of ln(loss) or ln(grad norm) above this: spike (OLMo 2)
   double warn_grad_norm = 1e3;   // global pre-clip gradient norm above this: gradient explosion
   double warn_grad_vanish = 1e-7;  // global gradient norm below this: vanishing gradients
+  // Depth profile (metrics.md §1.8): ρ_grad = grad_depth_ratio_params (block 0 / block L−1 parameter-gradient
+  // norm, gradients family) above warn_depth_ratio at every probe for warn_depth_window steps: gradient
+  // explosion toward the input (grad_explosion); below 1/warn_depth_ratio as long: vanishing (grad_vanishing).
+  double warn_depth_ratio = 10.0;  // one order of magnitude between the first and the last block
+  int warn_depth_window = 100;     // steps the ratio must stay beyond it (first to last probe of the streak)
   double warn_tok_cos = 0.95;    // mean token cosine of a layer's output above this: rank collapse
   double warn_sink = 0.3;        // a head's α_0 above this: attention sink has emerged (Gu et al. ε)
   double warn_mass_ratio = 100.0;  // top-1 |activation| / median above this: massive activation

@@ -72,7 +72,7 @@ void Monitor::emit_all(int64_t step, MetricKind kind, const MemoryOut& values) {
 
 void Monitor::raise(int64_t step, const char* kind, int layer, int head, const char* metric, double value,
                     double threshold, const std::string& message, bool once) {
-  if (once && !fired_.insert({kind, layer, head}).second) return;
+  if (once && !fired_.insert({kind, metric, layer, head}).second) return;
   Event e;
   e.step = step;
   e.kind = kind;
@@ -188,8 +188,32 @@ void Monitor::probe(int64_t step, Transformer& model) {
   emit_all(step, MetricKind::kProbe, scratch_);
 }
 
+// ρ_grad beyond warn_depth_ratio (or its inverse) at every probe from the streak's first to this one, for at
+// least warn_depth_window steps. A probe inside the band, or a non-finite ratio, ends the streak.
+void Monitor::check_depth_ratio(int64_t step, double ratio) {
+  const double thr = cfg_.warn_depth_ratio;
+  if (!(thr > 0)) return;
+  const bool hi = std::isfinite(ratio) && ratio > thr, lo = std::isfinite(ratio) && ratio < 1.0 / thr;
+  depth_hi_since_ = hi ? (depth_hi_since_ < 0 ? step : depth_hi_since_) : -1;
+  depth_lo_since_ = lo ? (depth_lo_since_ < 0 ? step : depth_lo_since_) : -1;
+  if (hi && step - depth_hi_since_ >= cfg_.warn_depth_window)
+    raise(step, "grad_explosion", -1, -1, "grad_depth_ratio_params", ratio, thr,
+          "gradient explosion with depth: block 0 / block L-1 gradient norm " + fmt("%.3g", ratio) + " (above " +
+              fmt("%g", thr) + " since step " + std::to_string(depth_hi_since_) + ")",
+          true);
+  if (lo && step - depth_lo_since_ >= cfg_.warn_depth_window)
+    raise(step, "grad_vanishing", -1, -1, "grad_depth_ratio_params", ratio, 1.0 / thr,
+          "vanishing gradients with depth: block 0 / block L-1 gradient norm " + fmt("%.3g", ratio) + " (below " +
+              fmt("%g", 1.0 / thr) + " since step " + std::to_string(depth_lo_since_) + ")",
+          true);
+}
+
 void Monitor::check_probe_warnings(int64_t step, const MemoryOut& values) {
   for (const MemoryOut::Entry& e : values.entries) {
+    if (e.layer < 0 && e.head < 0 && std::strcmp(e.name, "grad_depth_ratio_params") == 0) {
+      check_depth_ratio(step, e.value);
+      continue;
+    }
     if (!std::isfinite(e.value)) continue;
     const std::string where = "layer " + std::to_string(e.layer) + (e.head >= 0 ? " head " + std::to_string(e.head) : "");
     if (cfg_.warn_entropy > 0 && e.head >= 0 && e.index < 0 && std::strcmp(e.name, "ent_norm") == 0 &&

@@ -57,6 +57,10 @@ class Monitor {
   // One probe now, recorded at `step` (0 = the initial model, for instrument.probe_at_init).
   void probe(int64_t step, Transformer& model);
 
+  // The depth warnings' check of one probe's ρ_grad (grad_depth_ratio_params): probe() calls it with the
+  // gradients family's value; public so tests can feed a synthetic series.
+  void check_depth_ratio(int64_t step, double ratio);
+
   // True after an incident whose policy is to stop (a spike with on_spike: stop).
   bool stop_requested() const { return stop_; }
   // Events raised since the last call (for the progress line).
@@ -82,7 +86,11 @@ class Monitor {
   bool have_before_ = false;
   std::vector<int32_t> probe_in_, probe_tg_;
   MemoryOut scratch_;             // values of the current call (reused; cleared, not freed)
-  std::set<std::tuple<std::string, int, int>> fired_;  // once-per-(kind, layer, head) warnings
+
+  std::set<std::tuple<std::string, std::string, int, int>> fired_;  // once-per-(kind, metric, layer, head) warnings
+  // The first probe step of the current streak of ρ_grad above warn_depth_ratio (hi) or below its inverse
+  // (lo); -1 = no streak. Not part of state(): a resumed run starts its streaks anew (like fired_).
+  int64_t depth_hi_since_ = -1, depth_lo_since_ = -1;
   std::vector<Event> new_events_;
   bool stop_ = false;
   double seconds_ = 0.0;

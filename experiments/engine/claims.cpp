@@ -85,6 +85,13 @@ bool RunMetrics::add_line(std::string_view line, const std::function<bool(std::s
           }
           last_probe_step_ = std::max(last_probe_step_, step);
         }
+        const size_t s = line.find("\"step\":");
+        if (s != std::string_view::npos) {
+          int64_t step = -1;
+          const char* p = line.data() + s + 7;
+          std::from_chars(p, line.data() + line.size(), step);
+          last_step_ = std::max(last_step_, step);
+        }
         return true;
       }
     }
@@ -106,6 +113,7 @@ bool RunMetrics::add_line(std::string_view line, const std::function<bool(std::s
     else fields.emplace_back(k, v);
   });
   if (!ok || bad || step < 0 || kind.empty()) return false;
+  last_step_ = std::max(last_step_, step);
   const char k = kind == "train" ? 't' : kind == "eval" ? 'e' : kind == "probe" ? 'p' : kind == "step" ? 's' : '?';
   if (k == '?') return true;  // a record kind added later: not ours to judge
   auto add = [&](std::string_view name, const JsonValue& v, int l, int h, int i) {
@@ -146,6 +154,7 @@ RunMetrics RunMetrics::parse(std::string_view text, const std::string& source,
                     std::string(line.substr(0, 120)));
     }
   }
+  m.add_events("", source, keep);  // no events text: every known kind counts 0 (tests add their own)
   return m;
 }
 
@@ -171,7 +180,74 @@ RunMetrics RunMetrics::read(const std::string& run_dir, const std::function<bool
       throw IoError(m.source_ + ":" + std::to_string(line_no) + ": malformed metrics record: " + line.substr(0, 120));
     }
   }
+  // The events: small files (warnings fire once per place), read whole. Absent = none.
+  const std::string events = (fs::path(run_dir) / "events.jsonl").string();
+  std::string text;
+  if (fs::exists(events, ec)) {
+    const int efd = open_regular_file(events, &why);
+    if (efd < 0) throw IoError(events + ": cannot read: " + why);
+    ::close(efd);
+    std::ifstream ein(events, std::ios::binary);
+    if (!ein) throw IoError(events + ": cannot read");
+    std::ostringstream os;
+    os << ein.rdbuf();
+    text = os.str();
+  }
+  m.add_events(text, events, keep);
   return m;
+}
+
+const std::vector<std::string>& known_event_kinds() {
+  // instrument/monitor.cpp (raise) and train/run.cpp (RunFiles::event).
+  static const std::vector<std::string> kinds = {
+      "nonfinite",        "loss_spike",    "grad_spike",     "grad_explosion", "grad_vanishing",
+      "entropy_collapse", "logit_growth",  "sink_emergence", "rank_collapse",  "massive_activation",
+      "flight_recorder",  "resume",        "stopped",        "interrupted"};
+  return kinds;
+}
+
+void RunMetrics::add_events(std::string_view text, const std::string& source,
+                            const std::function<bool(std::string_view)>& keep) {
+  std::map<std::string, int64_t, std::less<>> count;
+  for (const std::string& k : known_event_kinds()) count[k] = 0;
+  int64_t last = last_step_;
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    const bool complete = nl != std::string_view::npos;
+    if (!complete) nl = text.size();
+    const std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    int64_t step = -1;
+    std::string_view kind;
+    bool bad = false;
+    const bool ok = FlatJson(line).parse([&](std::string_view k, const JsonValue& v) {
+      if (k == "step") bad |= v.is_string || !parse_int(v.text, &step);
+      else if (k == "kind") {
+        bad |= !v.is_string;
+        kind = v.text;
+      }
+    });
+    if (!ok || bad || step < 0 || kind.empty()) {
+      if (!complete) break;  // the last line of a run killed while writing it
+      throw IoError(source + ":" + std::to_string(line_no) + ": malformed event record: " +
+                    std::string(line.substr(0, 120)));
+    }
+    last = std::max(last, step);
+    auto it = count.find(kind);
+    if (it == count.end()) it = count.emplace(std::string(kind), 0).first;
+    ++it->second;
+  }
+  for (auto it = by_metric_.begin(); it != by_metric_.end();)
+    it = it->first.rfind("events.", 0) == 0 ? by_metric_.erase(it) : std::next(it);
+  for (const auto& [kind, n] : count) {
+    const std::string name = "events." + kind;
+    if (keep && !keep(name)) continue;
+    by_metric_[name] = {MetricRow{last, -1, -1, -1, double(n), 'v'}};
+  }
 }
 
 const std::vector<MetricRow>* RunMetrics::rows(const std::string& metric) const {
@@ -474,7 +550,7 @@ SideValue selector_on_run(const Selector& sel, size_t r, const std::vector<Claim
   std::map<std::tuple<char, int, int>, std::vector<std::pair<int64_t, double>>> series;
   std::set<int> layers, heads, indices;
   const char want_kind = sel.kind.empty() ? '\0' : sel.kind == "train" ? 't' : sel.kind == "eval" ? 'e'
-                                                     : sel.kind == "probe" ? 'p' : 's';
+                                                     : sel.kind == "probe" ? 'p' : sel.kind == "event" ? 'v' : 's';
   for (const MetricRow& r : *rows) {
     layers.insert(r.layer);
     heads.insert(r.head);

@@ -32,9 +32,13 @@ class ClaimError : public std::runtime_error {
 // ---------------------------------------------------------------------------------------------------
 // metrics.jsonl
 
-// One value of one metric. `kind` is 't' (train record), 'e' (eval), 'p' (probe) or 's' (step).
-// Train records give the metrics "loss", "lr", "grad_norm", "clipped" (0/1), "tokens_per_s",
+// One value of one metric. `kind` is 't' (train record), 'e' (eval), 'p' (probe), 's' (step) or 'v'
+// (event count). Train records give the metrics "loss", "lr", "grad_norm", "clipped" (0/1), "tokens_per_s",
 // "ms_per_step"; eval records give "val_loss"; all with layer = head = index = -1.
+// Event counts (from the run's events.jsonl): one row per event kind, metric "events.<kind>" (e.g.
+// "events.grad_vanishing"), value = how many events of that kind the run logged, layer = head = index = -1,
+// step = the last step of the run (metrics or events). Every kind of `known_event_kinds()` has a row (0 when
+// the run logged none, also when events.jsonl is absent); a kind outside the list has a row only if it occurs.
 struct MetricRow {
   int64_t step = 0;
   int layer = -1, head = -1, index = -1;
@@ -44,13 +48,19 @@ struct MetricRow {
 
 class RunMetrics {
  public:
-  // Reads DIR/metrics.jsonl. `keep(name)` (when given) selects the metrics to store; others are skipped
-  // cheaply. A missing file gives an empty table (`exists()` false); a malformed line throws IoError
-  // naming the file and line (a truncated last line, from a run killed mid-write, is ignored).
+  // Reads DIR/metrics.jsonl, then DIR/events.jsonl (add_events). `keep(name)` (when given) selects the
+  // metrics to store; others are skipped cheaply. A missing metrics file gives an empty table (`exists()`
+  // false, no event counts); a malformed line of either file throws IoError naming the file and line (a
+  // truncated last line, from a run killed mid-write, is ignored). A missing events.jsonl means no events.
   static RunMetrics read(const std::string& run_dir, const std::function<bool(std::string_view)>& keep = {});
   // Parses metrics.jsonl text (tests); `source` names it in errors.
   static RunMetrics parse(std::string_view text, const std::string& source,
                           const std::function<bool(std::string_view)>& keep = {});
+
+  // Counts the events of `text` (events.jsonl: one JSON object per line with at least "step" and "kind")
+  // into the "events.<kind>" rows described above, replacing earlier counts. `source` names it in errors.
+  void add_events(std::string_view text, const std::string& source,
+                  const std::function<bool(std::string_view)>& keep = {});
 
   bool exists() const { return exists_; }
   const std::string& source() const { return source_; }
@@ -67,8 +77,13 @@ class RunMetrics {
   std::string source_;
   bool exists_ = false;
   int64_t last_probe_step_ = -1;
+  int64_t last_step_ = 0;  // the largest step of any stored or skipped record
   std::map<std::string, std::vector<MetricRow>, std::less<>> by_metric_;
 };
+
+// The event kinds the trainer and the monitor write (instrument/monitor.cpp, train/run.cpp): each has an
+// "events.<kind>" count in every RunMetrics that exists.
+const std::vector<std::string>& known_event_kinds();
 
 // Reduces one metric at one step over layers >= 0 (or the given layer) and all heads/indices.
 // Returns NaN with *found = false when there is no such record. op: 'M' max, 'm' min.
@@ -92,7 +107,7 @@ struct Selector {
   bool all_heads = false;
   int head = -1;
   int index = -1;
-  std::string kind;  // "" any, else "train", "eval", "probe" or "step"
+  std::string kind;  // "" any, else "train", "eval", "probe", "step" or "event"
   StepPick step = StepPick::kLast;
   int64_t at_step = 0;  // for StepPick::kAt
   Reduce reduce = Reduce::kNone;

@@ -79,8 +79,8 @@ Selector parse_selector(const YAML::Node& m, const std::string& source, const st
       s.index = int(x);
     } else if (k == "kind") {
       s.kind = scalar(v, source, field);
-      if (s.kind != "train" && s.kind != "eval" && s.kind != "probe" && s.kind != "step")
-        fail(loc(source, v.Mark()), field + ": expected train, eval, probe or step");
+      if (s.kind != "train" && s.kind != "eval" && s.kind != "probe" && s.kind != "step" && s.kind != "event")
+        fail(loc(source, v.Mark()), field + ": expected train, eval, probe, step or event");
     } else if (k == "step") {
       const std::string t = scalar(v, source, field);
       int64_t x = 0;

@@ -71,6 +71,31 @@ TEST_CASE("instrumentation is passive: every metric on leaves losses and paramet
   }
 }
 
+TEST_CASE("the depth warnings are passive: firing on every probe leaves losses and parameters bitwise equal",
+          "[e2e][instrument]") {
+  RunConfig cfg = tiny_run_config();  // 2 blocks
+  REQUIRE(cfg.model.n_layer >= 2);
+  cfg.instrument.probe_every = 2;
+  cfg.instrument.dense_until = 0;
+  RunConfig firing = cfg, off = cfg;
+  firing.instrument.warn_depth_ratio = 1.0 + 1e-9;  // every ratio but exactly 1 is outside the band
+  firing.instrument.warn_depth_window = 0;
+  off.instrument.warn_depth_ratio = 0.0;
+  RunResult a, b, plain;
+  run(firing, 12, true, &a);
+  run(off, 12, true, &b);
+  run(cfg, 12, false, &plain);
+  int depth_events = 0;
+  for (const Event& e : a.sink.events) depth_events += e.metric == "grad_depth_ratio_params";
+  REQUIRE(depth_events >= 1);  // once per run and direction
+  REQUIRE(depth_events <= 2);
+  for (const Event& e : b.sink.events) REQUIRE(e.metric != "grad_depth_ratio_params");
+  REQUIRE(a.losses == b.losses);
+  REQUIRE(a.losses == plain.losses);
+  REQUIRE(std::memcmp(a.params.data(), b.params.data(), a.params.size() * sizeof(float)) == 0);
+  REQUIRE(std::memcmp(a.params.data(), plain.params.data(), a.params.size() * sizeof(float)) == 0);
+}
+
 // [golden]: the run is chaotic (LR 0.3), so when each warning fires depends on this build's exact rounding;
 // a sanitized build skips it (tests/CMakeLists.txt).
 TEST_CASE("a very high learning rate without QK-norm raises the attention and residual-stream warnings",

@@ -430,3 +430,80 @@ TEST_CASE("claims: ratios and differences between arms, reductions over seeds an
   all_off.cap_metric = "nope";
   CHECK(evaluate_claims({claim("x", side(all_off), CompareOp::kGe, number(0))}, t.runs)[0].verdict == Verdict::kError);
 }
+
+namespace {
+std::string event(int step, const char* kind) {
+  return "{\"step\":" + std::to_string(step) + ",\"kind\":\"" + kind +
+         "\",\"layer\":-1,\"head\":-1,\"metric\":\"grad_depth_ratio_params\",\"value\":0.01,\"threshold\":10,"
+         "\"message\":\"m\"}\n";
+}
+}  // namespace
+
+TEST_CASE("events.jsonl: counts per kind as events.<kind>, 0 when absent; claims over them", "[train][claims]") {
+  TwoRuns t;  // run a has events.jsonl, run b has none (a finished run without events)
+  t.dir.write("a/events.jsonl", event(5, "grad_vanishing") + event(30, "grad_vanishing") +
+                                    "{\"step\":31,\"kind\":\"resume\",\"message\":\"from step 30\"}\n" +
+                                    event(40, "some_new_kind") + "{\"step\":41,\"ki");  // killed mid-write
+  const RunMetrics a = RunMetrics::read(t.dir.file("a"));
+  REQUIRE(a.rows("events.grad_vanishing") != nullptr);
+  REQUIRE(a.rows("events.grad_vanishing")->size() == 1);
+  const MetricRow& r = a.rows("events.grad_vanishing")->at(0);
+  CHECK(r.value == 2.0);
+  CHECK(r.kind == 'v');
+  CHECK((r.layer == -1 && r.head == -1 && r.index == -1));
+  CHECK(r.step == 40);  // the last step of the run, here an event's (metrics end at 20)
+  CHECK(a.rows("events.resume")->at(0).value == 1.0);
+  CHECK(a.rows("events.some_new_kind")->at(0).value == 1.0);  // a kind outside the list, counted
+  CHECK(a.rows("events.grad_explosion")->at(0).value == 0.0);  // a known kind that never fired
+  const RunMetrics b = RunMetrics::read(t.dir.file("b"));
+  for (const std::string& k : known_event_kinds()) {
+    INFO(k);
+    REQUIRE(b.rows("events." + k) != nullptr);
+    CHECK(b.rows("events." + k)->at(0).value == 0.0);
+  }
+  CHECK(b.rows("events.grad_vanishing")->at(0).step == 20);  // the last metrics step
+  CHECK(b.rows("events.some_new_kind") == nullptr);
+  // A keep filter applies to the counts too; a missing metrics file means no counts at all.
+  const RunMetrics k = RunMetrics::read(t.dir.file("a"), [](std::string_view n) { return n == "loss"; });
+  CHECK(k.rows("events.grad_vanishing") == nullptr);
+  CHECK(RunMetrics::read(t.dir.file("nowhere")).rows("events.grad_vanishing") == nullptr);
+  // parse() gives zero counts; add_events replaces them.
+  RunMetrics p = RunMetrics::parse(train(3, "3.0"), "m.jsonl");
+  CHECK(p.rows("events.grad_explosion")->at(0).value == 0.0);
+  p.add_events(event(2, "grad_explosion") + event(4, "grad_explosion") + event(4, "odd"), "e.jsonl");
+  CHECK(p.rows("events.grad_explosion")->at(0).value == 2.0);
+  CHECK(p.rows("events.grad_explosion")->at(0).step == 4);
+  p.add_events("", "e.jsonl");
+  CHECK(p.rows("events.grad_explosion")->at(0).value == 0.0);
+  CHECK(p.rows("events.odd") == nullptr);
+
+  // Claims: fired on a, not on b; a typo is an ERROR (absent metric), not a silent 0.
+  Selector fired = sel("0.01", "events.grad_vanishing"), quiet = sel("0.1", "events.grad_vanishing");
+  Selector typo = sel("0.1", "events.grad_vanishng");
+  Selector ev = quiet;
+  ev.kind = "event";
+  const auto results = evaluate_claims({claim("fired", side(fired), CompareOp::kGe, number(1)),
+                                        claim("quiet", side(quiet), CompareOp::kLt, number(1)),
+                                        claim("quiet-fails", side(quiet), CompareOp::kGe, number(1)),
+                                        claim("typo", side(typo), CompareOp::kLt, number(1)),
+                                        claim("kind", side(ev), CompareOp::kLt, number(1))},
+                                       t.runs);
+  CHECK(results[0].verdict == Verdict::kPass);
+  CHECK(results[0].measured == "2");
+  CHECK(results[1].verdict == Verdict::kPass);
+  CHECK(results[2].verdict == Verdict::kFail);
+  CHECK(results[3].verdict == Verdict::kError);
+  CHECK(results[4].verdict == Verdict::kPass);
+
+  // A malformed line in the middle is an IoError naming the file and line.
+  t.dir.write("b/events.jsonl", event(5, "grad_vanishing") + "{\"step\":\"six\",\"kind\":\"x\"}\n" + event(7, "x"));
+  try {
+    RunMetrics::read(t.dir.file("b"));
+    FAIL("no error");
+  } catch (const IoError& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("events.jsonl:2") != std::string::npos);
+  }
+  t.dir.write("b/events.jsonl", "{\"step\":3}\n");  // no kind
+  CHECK_THROWS_AS(RunMetrics::read(t.dir.file("b")), IoError);
+}

@@ -193,3 +193,115 @@ TEST_CASE("with a sink token the probe batch is B × seq_len data tokens (no rea
   REQUIRE(has_loss);
   munmap(base, 2 * (span + page));
 }
+
+namespace {
+// The depth events of `s`: (kind, step).
+std::vector<std::pair<std::string, int64_t>> depth_events(const MemorySink& s) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const Event& e : s.events)
+    if (e.metric == "grad_depth_ratio_params") out.push_back({e.kind, e.step});
+  return out;
+}
+}  // namespace
+
+TEST_CASE("depth warnings: rho_grad beyond [1/10, 10] for 100 steps fires once; a healthy or broken streak does not",
+          "[instrument][monitor]") {
+  DnnlContext ctx;
+  Transformer m(tiny_model(), 2, ctx);
+  InstrumentConfig cfg;  // defaults: warn_depth_ratio 10, window 100
+  REQUIRE(cfg.warn_depth_ratio == 10.0);
+  REQUIRE(cfg.warn_depth_window == 100);
+  // The default probe cadence: step 0 (probe_at_init), 1, every 10 up to 200, then every 50.
+  std::vector<int64_t> probes = {0, 1};
+  for (int64_t s = 10; s <= 200; s += 10) probes.push_back(s);
+  for (int64_t s = 250; s <= 600; s += 50) probes.push_back(s);
+
+  SECTION("vanishing from init: fires at the first probe 100 steps into the streak, once") {
+    MemorySink sink;
+    Monitor mon(cfg, m, sink);
+    for (int64_t s : probes) mon.check_depth_ratio(s, 0.02);
+    REQUIRE(depth_events(sink) == std::vector<std::pair<std::string, int64_t>>{{"grad_vanishing", 100}});
+    REQUIRE(sink.events[0].value == 0.02);
+    REQUIRE(sink.events[0].threshold == 0.1);
+    REQUIRE(sink.events[0].layer == -1);
+  }
+  SECTION("exploding from step 150: fires at 250 (the first probe >= 150 + 100)") {
+    MemorySink sink;
+    Monitor mon(cfg, m, sink);
+    for (int64_t s : probes) mon.check_depth_ratio(s, s < 150 ? 2.0 : 40.0);
+    REQUIRE(depth_events(sink) == std::vector<std::pair<std::string, int64_t>>{{"grad_explosion", 250}});
+    REQUIRE(sink.events[0].threshold == 10.0);
+  }
+  SECTION("healthy series inside the band (0.11 .. 9.9, noisy) never fires") {
+    MemorySink sink;
+    Monitor mon(cfg, m, sink);
+    Rng rng(5);
+    for (int64_t s : probes) mon.check_depth_ratio(s, std::exp(2.2 * std::tanh(rng.normal())));
+    mon.check_depth_ratio(700, 9.9);
+    mon.check_depth_ratio(800, 0.11);
+    REQUIRE(sink.events.empty());
+  }
+  SECTION("a streak broken by one probe inside the band, or a non-finite ratio, starts again") {
+    MemorySink sink;
+    Monitor mon(cfg, m, sink);
+    for (int64_t s : probes) {
+      const bool broken = s == 90 || s == 180;  // never 100 steps in a row below 0.1 before step 180
+      mon.check_depth_ratio(s, s == 180 ? NAN : broken ? 0.5 : 0.01);
+    }
+    // Streaks: 0..80, 100..170, then 190.. -> fires at 290? No probe there: the first probe >= 290 is 300.
+    REQUIRE(depth_events(sink) == std::vector<std::pair<std::string, int64_t>>{{"grad_vanishing", 300}});
+  }
+  SECTION("window 0 fires at the first crossing; threshold 0 disables; the global-norm warning is separate") {
+    InstrumentConfig c0 = cfg;
+    c0.warn_depth_window = 0;
+    MemorySink sink;
+    Monitor mon(c0, m, sink);
+    mon.on_gradients(1, m, 2.0, 1e-9);  // the global-norm grad_vanishing
+    mon.check_depth_ratio(1, 0.05);
+    mon.check_depth_ratio(10, 0.05);
+    REQUIRE(depth_events(sink) == std::vector<std::pair<std::string, int64_t>>{{"grad_vanishing", 1}});
+    REQUIRE(count_kind(sink, "grad_vanishing") == 2);  // one per metric
+    InstrumentConfig off = cfg;
+    off.warn_depth_ratio = 0;
+    off.warn_depth_window = 0;
+    MemorySink quiet;
+    Monitor q(off, m, quiet);
+    for (int64_t s : probes) q.check_depth_ratio(s, 1e-6);
+    REQUIRE(quiet.events.empty());
+  }
+}
+
+TEST_CASE("depth warnings read the probe's rho_grad: a 2-block model probed with a band it lies outside",
+          "[instrument][monitor]") {
+  DnnlContext ctx;
+  ModelConfig mc = tiny_model();
+  mc.n_layer = 2;
+  Transformer m(mc, 2, ctx);
+  m.init_params(7);
+  InstrumentConfig cfg;
+  cfg.tensor_stats = false;
+  cfg.warn_depth_window = 0;
+  MemorySink sink;
+  Monitor mon(cfg, m, sink);
+  std::vector<int32_t> in(size_t(2) * mc.seq_len), tg(in.size());
+  for (size_t i = 0; i < in.size(); ++i) in[i] = int32_t(i % 16), tg[i] = int32_t((i + 1) % 16);
+  mon.set_probe_batch(in.data(), tg.data());
+  mon.probe(0, m);
+  double rho = NAN;
+  for (const MetricRecord& r : sink.records)
+    if (std::string(r.name) == "grad_depth_ratio_params") rho = r.value;
+  REQUIRE(std::isfinite(rho));
+  REQUIRE(rho > 0);
+  REQUIRE(depth_events(sink).empty());  // a tiny random model: ρ_grad inside [1/10, 10]
+  // A band narrower than the measured ratio fires in the direction of the measured value.
+  InstrumentConfig narrow = cfg;
+  narrow.warn_depth_ratio = rho > 1 ? std::sqrt(rho) : std::sqrt(1 / rho);
+  MemorySink s2;
+  Monitor mon2(narrow, m, s2);
+  mon2.set_probe_batch(in.data(), tg.data());
+  mon2.probe(0, m);
+  REQUIRE(depth_events(s2) ==
+          std::vector<std::pair<std::string, int64_t>>{{rho > 1 ? "grad_explosion" : "grad_vanishing", 0}});
+  for (const Event& e : s2.events)
+    if (e.metric == "grad_depth_ratio_params") REQUIRE(e.value == rho);
+}

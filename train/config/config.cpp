@@ -515,6 +515,8 @@ const std::vector<Field>& fields() {
       field(&R::instrument, "instrument", "warn_spike_z", &I::warn_spike_z),
       field(&R::instrument, "instrument", "warn_grad_norm", &I::warn_grad_norm),
       field(&R::instrument, "instrument", "warn_grad_vanish", &I::warn_grad_vanish),
+      field(&R::instrument, "instrument", "warn_depth_ratio", &I::warn_depth_ratio),
+      field(&R::instrument, "instrument", "warn_depth_window", &I::warn_depth_window),
       field(&R::instrument, "instrument", "warn_tok_cos", &I::warn_tok_cos),
       field(&R::instrument, "instrument", "warn_sink", &I::warn_sink),
       field(&R::instrument, "instrument", "warn_mass_ratio", &I::warn_mass_ratio),
@@ -988,6 +990,11 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
                                 {"instrument.warn_tok_cos", in.warn_tok_cos},
                                 {"instrument.warn_sink", in.warn_sink}})
     real_check(path, v, v >= 0.0 && v <= 1.0, "must be in [0, 1] (the metric lies there; 0 disables the warning)");
+  // A ratio band [1/r, r]: r must exceed 1, or both warnings would fire on every ratio.
+  real_check("instrument.warn_depth_ratio", in.warn_depth_ratio,
+             in.warn_depth_ratio == 0.0 || (in.warn_depth_ratio > 1.0 && in.warn_depth_ratio <= kFloatMax),
+             "must be 0 (disables the warning) or in (1, 3.4e38] (the band is [1/r, r])");
+  at_least("instrument.warn_depth_window", in.warn_depth_window, 0, " (steps; 0 fires at the first probe beyond the band)");
 
   p.throw_if_any();
 }
