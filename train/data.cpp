@@ -59,6 +59,11 @@ class RowView {
     }
   }
   int32_t get(int i) const { return bos_ ? tg_[i] : (i < T_ ? in_[i] : tg_[T_ - 1]); }
+  // Takes c[i] out of the loss: its target becomes -1 (the inputs keep the token). Call after every put.
+  void ignore(int i) {
+    const int t = bos_ ? i : i - 1;
+    if (t >= 0 && t < T_) tg_[t] = -1;
+  }
   void link(int i, int j) {
     if (src_ == nullptr) return;
     const int t = bos_ ? i : i - 1, p = bos_ ? j + 1 : j;  // target position of c[i], input position of c[j]
@@ -226,7 +231,7 @@ class RecallDataset : public SyntheticDataset {
  public:
   RecallDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
       : SyntheticDataset(data, model, seed), keys_(data.recall_keys), pairs_(data.recall_pairs),
-        min_(data.recall_min_dist) {
+        min_(data.recall_min_dist), queries_only_(data.recall_queries_only) {
     const int n = T_ + (bos_ ? 0 : 1);
     max_ = data.recall_max_dist > 0 ? data.recall_max_dist : n - 3;
   }
@@ -234,7 +239,8 @@ class RecallDataset : public SyntheticDataset {
   std::string describe() const override {
     return "recall: vocab " + std::to_string(vocab_) + ", " + std::to_string(keys_) + " keys, " +
            std::to_string(K_ - keys_) + " values, " + std::to_string(pairs_) + " pairs per row, distance " +
-           std::to_string(min_) + ".." + std::to_string(max_) + ", " + bos_str();
+           std::to_string(min_) + ".." + std::to_string(max_) + (queries_only_ ? ", loss on the queries only, " : ", ") +
+           bos_str();
   }
 
  protected:
@@ -263,10 +269,20 @@ class RecallDataset : public SyntheticDataset {
         break;
       }
     }
+    if (!queries_only_) return;
+    // A query's target follows a key's second occurrence; every other target leaves the loss. Downwards:
+    // ignore(i) rewrites the target of c[i], which get() reads (with BOS) only for positions not yet visited.
+    for (int i = n - 1; i >= 0; --i) {
+      bool query = false;
+      if (i >= 1 && is_key(row.get(i - 1)))
+        for (int j = 0; j < i - 1 && !query; ++j) query = row.get(j) == row.get(i - 1);
+      if (!query) row.ignore(i);
+    }
   }
 
  private:
   int keys_, pairs_, min_, max_;
+  bool queries_only_;
 };
 
 // Bytes of a file or a prepared corpus. The text is a list of documents (a plain file is one document, a

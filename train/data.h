@@ -44,6 +44,7 @@ struct DataConfig {
   int recall_pairs = 4;
   int recall_min_dist = 1;
   int recall_max_dist = 0;
+  bool recall_queries_only = false;  // kRecall: only the queries' targets are in the loss (the others are -1)
 };
 
 enum class Split : uint8_t { kTrain, kVal };

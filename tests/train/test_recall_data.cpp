@@ -137,6 +137,31 @@ TEST_CASE("recall: fill_dependencies fills bitwise the batch fill fills; batches
   for (int t = 0; t + 1 < T; ++t) CHECK(in[size_t(t) + 1] == tg[size_t(t)]);  // the shift relation
 }
 
+TEST_CASE("recall: recall_queries_only keeps the tokens and takes every non-query target out of the loss",
+          "[train][data][recall]") {
+  for (bool bos : {false, true}) {
+    DataConfig d = recall_cfg(bos);
+    const auto all = make_dataset(d, model_cfg(32, 48), 3);
+    d.recall_queries_only = true;
+    const auto only = make_dataset(d, model_cfg(32, 48), 3);
+    const Labelled a = labelled(*all, Split::kTrain, 7, 8, 48), q = labelled(*only, Split::kTrain, 7, 8, 48);
+    CHECK(q.in == a.in);
+    CHECK(q.src == a.src);
+    int kept = 0;
+    for (size_t i = 0; i < q.tg.size(); ++i) {
+      if (a.src[i] >= 0) {
+        CHECK(q.tg[i] == a.tg[i]);  // a query: in the loss, same target
+        ++kept;
+      } else {
+        CHECK(q.tg[i] == -1);
+      }
+    }
+    CHECK(kept > 8 * 3);
+  }
+  CHECK_THAT(config_error("data: {source: copy, recall_queries_only: true}\n"),
+             Contains("data.recall_queries_only=true is only read when data.source=recall"));
+}
+
 TEST_CASE("dependency labels of copy and bigram_backcopy; none for uniform", "[train][data][recall]") {
   const int T = 32, B = 6;
   {

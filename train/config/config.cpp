@@ -482,6 +482,7 @@ const std::vector<Field>& fields() {
       field(&R::data, "data", "recall_pairs", &D::recall_pairs),
       field(&R::data, "data", "recall_min_dist", &D::recall_min_dist),
       field(&R::data, "data", "recall_max_dist", &D::recall_max_dist),
+      field(&R::data, "data", "recall_queries_only", &D::recall_queries_only),
       field(&R::data, "data", "data_seed", &D::data_seed),
       field(&R::optim, "optim", "lr", &O::lr),
       field(&R::optim, "optim", "beta1", &O::beta1),
@@ -946,6 +947,9 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     }
   }
 
+  if (d.recall_queries_only && d.source != DataSource::kRecall)
+    p.add({"data.recall_queries_only", "data.source"},
+          "data.recall_queries_only=true is only read when data.source=recall, but " + source_kv);
   if (d.source == DataSource::kRecall && m.seq_len >= 1 && m.vocab >= 1) {
     const int content = m.vocab - (d.bos ? 1 : 0), n = m.seq_len + (d.bos ? 0 : 1);
     if (d.recall_keys < 1 || d.recall_keys > content - 2)
