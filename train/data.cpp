@@ -40,10 +40,12 @@ std::string format_bytes(double n) {
 // One row of a batch, addressed by content-token position. The row holds n = T + (bos ? 0 : 1) content
 // tokens c[0..n): with BOS, inputs = [BOS, c0 .. c(T-2)] and targets = c; without, inputs = c[0..T) and
 // targets = c[1..T]. Writing c[i] to both places keeps targets[t] == inputs[t+1] by construction.
+// With a `source` row (fill_dependencies), link(i, j) records that c[i] copies c[j]: source[target
+// position of c[i]] = input position of c[j].
 class RowView {
  public:
-  RowView(int32_t* inputs, int32_t* targets, int T, bool bos, int32_t bos_id)
-      : in_(inputs), tg_(targets), T_(T), bos_(bos) {
+  RowView(int32_t* inputs, int32_t* targets, int T, bool bos, int32_t bos_id, int32_t* source = nullptr)
+      : in_(inputs), tg_(targets), src_(source), T_(T), bos_(bos) {
     if (bos_) in_[0] = bos_id;
   }
   int length() const { return bos_ ? T_ : T_ + 1; }
@@ -57,10 +59,21 @@ class RowView {
     }
   }
   int32_t get(int i) const { return bos_ ? tg_[i] : (i < T_ ? in_[i] : tg_[T_ - 1]); }
+  // Takes c[i] out of the loss: its target becomes -1 (the inputs keep the token). Call after every put.
+  void ignore(int i) {
+    const int t = bos_ ? i : i - 1;
+    if (t >= 0 && t < T_) tg_[t] = -1;
+  }
+  void link(int i, int j) {
+    if (src_ == nullptr) return;
+    const int t = bos_ ? i : i - 1, p = bos_ ? j + 1 : j;  // target position of c[i], input position of c[j]
+    if (t >= 0 && t < T_ && p >= 0 && p < t) src_[t] = p;
+  }
 
  private:
   int32_t* in_;
   int32_t* tg_;
+  int32_t* src_;
   int T_;
   bool bos_;
 };
@@ -75,20 +88,32 @@ class SyntheticDataset : public Dataset {
   }
 
   void fill(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets) const override {
-    ATTNLAB_CHECK(B >= 0 && inputs != nullptr && targets != nullptr, "Dataset::fill arguments");
-    const uint64_t stream = split_stream(seed_, split);
-    for (int b = 0; b < B; ++b) {
-      RowView row(inputs + int64_t(b) * T_, targets + int64_t(b) * T_, T_, bos_, bos_id_);
-      Rng rng = row_rng(stream, index, b);
-      fill_row(row, rng);
-    }
+    fill_rows(split, index, B, inputs, targets, nullptr);
+  }
+  void fill_dependencies(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets,
+                         int32_t* source) const override {
+    ATTNLAB_CHECK(B >= 0 && source != nullptr, "Dataset::fill_dependencies arguments");
+    std::fill(source, source + int64_t(B) * T_, -1);
+    fill_rows(split, index, B, inputs, targets, source);
   }
 
  protected:
   // Writes content indices in [0, K) as token ids, skipping the BOS id.
   int32_t token(int k) const { return bos_ && k >= bos_id_ ? k + 1 : k; }
+  int content(int32_t tok) const { return bos_ && tok > bos_id_ ? tok - 1 : tok; }  // token's inverse
   std::string bos_str() const { return bos_ ? "bos " + std::to_string(bos_id_) : "bos off"; }
+  // Writes the row's tokens with row.put and, for every target that copies an earlier token, row.link.
   virtual void fill_row(RowView& row, Rng& rng) const = 0;
+  void fill_rows(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets, int32_t* source) const {
+    ATTNLAB_CHECK(B >= 0 && inputs != nullptr && targets != nullptr, "Dataset::fill arguments");
+    const uint64_t stream = split_stream(seed_, split);
+    for (int b = 0; b < B; ++b) {
+      RowView row(inputs + int64_t(b) * T_, targets + int64_t(b) * T_, T_, bos_, bos_id_,
+                  source ? source + int64_t(b) * T_ : nullptr);
+      Rng rng = row_rng(stream, index, b);
+      fill_row(row, rng);
+    }
+  }
 
   int T_, vocab_;
   bool bos_;
@@ -114,6 +139,7 @@ class CopyDataset : public SyntheticDataset {
  public:
   CopyDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
       : SyntheticDataset(data, model, seed), len_(data.copy_len > 0 ? data.copy_len : std::max(1, model.seq_len / 2)) {}
+  bool has_dependencies() const override { return true; }
   std::string describe() const override {
     return "copy: vocab " + std::to_string(vocab_) + ", segment " + std::to_string(len_) + ", " + bos_str();
   }
@@ -122,6 +148,7 @@ class CopyDataset : public SyntheticDataset {
   void fill_row(RowView& row, Rng& rng) const override {
     for (int i = 0; i < row.length(); ++i) {
       row.put(i, i < len_ ? token(int(rng.below(uint64_t(K_)))) : row.get(i - len_));
+      if (i >= len_) row.link(i, i - len_);
     }
   }
 
@@ -156,6 +183,7 @@ class BigramBackcopyDataset : public SyntheticDataset {
     }
   }
 
+  bool has_dependencies() const override { return true; }
   std::string describe() const override {
     std::string s = "bigram_backcopy: vocab " + std::to_string(vocab_) + ", branching " +
                     std::to_string(branching_) + ", triggers [";
@@ -175,6 +203,7 @@ class BigramBackcopyDataset : public SyntheticDataset {
       int next;
       if (is_trigger_[size_t(prev)] && before >= 0) {
         next = before;  // the copy: only predictable by attending back two positions
+        row.link(i, i - 2);
       } else {
         next = successors_[size_t(prev) * branching_ + rng.below(uint64_t(branching_))];
       }
@@ -189,6 +218,71 @@ class BigramBackcopyDataset : public SyntheticDataset {
   std::vector<uint8_t> is_trigger_;    // [K]
   std::vector<int32_t> triggers_;      // sorted content indices
   std::vector<int32_t> successors_;    // [K, branching] content indices
+};
+
+// Associative recall at a controlled distance (an induction task, Olsson et al. 2022): filler values, and
+// `pairs` planted pairs `k v ... k [v]` (content positions s, s+1, q, q+1) with distinct keys. Keys never
+// occur as filler, so each key occurs exactly twice and the token after its second occurrence is only
+// predictable by finding the first. The pair's distance d = q - (s + 1), from the query (the second key)
+// back to the value it must copy, is drawn first, uniform in [min, max]; then up to 16 starts s, uniform
+// over those that fit, until positions s, s+1, q, q+1 are all free (else the pair is dropped: rare when
+// 4 · pairs is small against the row).
+class RecallDataset : public SyntheticDataset {
+ public:
+  RecallDataset(const DataConfig& data, const ModelConfig& model, uint64_t seed)
+      : SyntheticDataset(data, model, seed), keys_(data.recall_keys), pairs_(data.recall_pairs),
+        min_(data.recall_min_dist), queries_only_(data.recall_queries_only) {
+    const int n = T_ + (bos_ ? 0 : 1);
+    max_ = data.recall_max_dist > 0 ? data.recall_max_dist : n - 3;
+  }
+  bool has_dependencies() const override { return true; }
+  std::string describe() const override {
+    return "recall: vocab " + std::to_string(vocab_) + ", " + std::to_string(keys_) + " keys, " +
+           std::to_string(K_ - keys_) + " values, " + std::to_string(pairs_) + " pairs per row, distance " +
+           std::to_string(min_) + ".." + std::to_string(max_) + (queries_only_ ? ", loss on the queries only, " : ", ") +
+           bos_str();
+  }
+
+ protected:
+  bool is_key(int32_t tok) const { return content(tok) < keys_; }
+  bool taken(const RowView& row, int i) const { return is_key(row.get(i)) || (i > 0 && is_key(row.get(i - 1))); }
+  bool used(const RowView& row, int32_t key) const {
+    for (int i = 0; i < row.length(); ++i)
+      if (row.get(i) == key) return true;
+    return false;
+  }
+  void fill_row(RowView& row, Rng& rng) const override {
+    const int n = row.length();
+    for (int i = 0; i < n; ++i) row.put(i, token(keys_ + int(rng.below(uint64_t(K_ - keys_)))));
+    for (int j = 0; j < pairs_; ++j) {
+      int32_t key = token(int(rng.below(uint64_t(keys_))));
+      for (int tries = 0; tries < 64 && used(row, key); ++tries) key = token(int(rng.below(uint64_t(keys_))));
+      if (used(row, key)) continue;
+      const int d = min_ + int(rng.below(uint64_t(max_ - min_ + 1)));
+      for (int tries = 0; tries < 16; ++tries) {
+        const int s = int(rng.below(uint64_t(n - 2 - d))), q = s + 1 + d;  // q + 1 <= n - 1
+        if (taken(row, s) || taken(row, s + 1) || taken(row, q) || taken(row, q + 1)) continue;
+        row.put(s, key);
+        row.put(q, key);
+        row.put(q + 1, row.get(s + 1));
+        row.link(q + 1, s + 1);
+        break;
+      }
+    }
+    if (!queries_only_) return;
+    // A query's target follows a key's second occurrence; every other target leaves the loss. Downwards:
+    // ignore(i) rewrites the target of c[i], which get() reads (with BOS) only for positions not yet visited.
+    for (int i = n - 1; i >= 0; --i) {
+      bool query = false;
+      if (i >= 1 && is_key(row.get(i - 1)))
+        for (int j = 0; j < i - 1 && !query; ++j) query = row.get(j) == row.get(i - 1);
+      if (!query) row.ignore(i);
+    }
+  }
+
+ private:
+  int keys_, pairs_, min_, max_;
+  bool queries_only_;
 };
 
 // Bytes of a file or a prepared corpus. The text is a list of documents (a plain file is one document, a
@@ -263,6 +357,13 @@ class FileDataset : public Dataset {
     std::string s = what_ + format_bytes(double(bytes_.size())) + "; train " + format_bytes(double(train_.bytes)) +
                     ", val " + format_bytes(double(val_.bytes)) + ")";
     return bos_ ? s + ", bos " + std::to_string(bos_id_) : s;
+  }
+
+  void fill_dependencies(Split split, uint64_t index, int B, int32_t* inputs, int32_t* targets,
+                         int32_t* source) const override {
+    ATTNLAB_CHECK(B >= 0 && source != nullptr, "Dataset::fill_dependencies arguments");
+    std::fill(source, source + int64_t(B) * T_, -1);  // prose: no target is a known copy
+    fill(split, index, B, inputs, targets);
   }
 
   FileInfo file_info() const override { return {path_, sha256_, bytes_.size()}; }
@@ -355,6 +456,24 @@ std::unique_ptr<Dataset> make_dataset(const DataConfig& data, const ModelConfig&
       return std::make_unique<CopyDataset>(data, model, seed);
     case DataSource::kUniform:
       return std::make_unique<UniformDataset>(data, model, seed);
+    case DataSource::kRecall: {
+      const int n = model.seq_len + (data.bos ? 0 : 1);  // content tokens per row
+      if (data.recall_keys < 1 || data.recall_keys > K - 2)
+        throw DataError("data.recall_keys " + std::to_string(data.recall_keys) + " must be in [1, " +
+                        std::to_string(K - 2) + "] (the content tokens minus at least 2 values)");
+      if (data.recall_pairs < 1 || data.recall_pairs > data.recall_keys)
+        throw DataError("data.recall_pairs " + std::to_string(data.recall_pairs) + " must be in [1, data.recall_keys " +
+                        std::to_string(data.recall_keys) + "] (the keys of a row are distinct)");
+      if (data.recall_min_dist < 1 || data.recall_min_dist > n - 3)
+        throw DataError("data.recall_min_dist " + std::to_string(data.recall_min_dist) + " must be in [1, " +
+                        std::to_string(n - 3) + "] (a row of " + std::to_string(n) + " tokens, seq_len " +
+                        std::to_string(model.seq_len) + ")");
+      if (data.recall_max_dist != 0 && (data.recall_max_dist < data.recall_min_dist || data.recall_max_dist > n - 3))
+        throw DataError("data.recall_max_dist " + std::to_string(data.recall_max_dist) + " must be 0 (the longest that fits) or in [" +
+                        std::to_string(data.recall_min_dist) + " (data.recall_min_dist), " + std::to_string(n - 3) +
+                        "] (a row of " + std::to_string(n) + " tokens, seq_len " + std::to_string(model.seq_len) + ")");
+      return std::make_unique<RecallDataset>(data, model, seed);
+    }
   }
   throw DataError("unknown data source");
 }

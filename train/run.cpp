@@ -30,6 +30,7 @@
 #include "train/formats/flight.h"
 #include "train/formats/json.h"
 #include "train/formats/run_files.h"
+#include "train/recall_eval.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -276,6 +277,8 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
   // only: it sees the summed gradients, the same as one process would.
   std::unique_ptr<Monitor> monitor;
   std::optional<SafetensorsFlightRecorder> flight;
+  // train.recall_eval: dependency metrics at the training window and, with recall_eval_len, beyond it.
+  std::vector<std::unique_ptr<RecallEval>> recall;
   int64_t start_step = 0;
   try {
     if (ok) trainer_slot.emplace(rank_cfg, ctx, *data, comm);
@@ -284,6 +287,11 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
       files_slot.emplace(run_dir);
       RunFiles& files = *files_slot;
       flight.emplace((fs::path(run_dir) / "flight").string());
+      if (cfg.train.recall_eval) {
+        recall.push_back(std::make_unique<RecallEval>(cfg, cfg.model.seq_len, ctx));
+        if (cfg.train.recall_eval_len > 0)
+          recall.push_back(std::make_unique<RecallEval>(cfg, cfg.train.recall_eval_len, ctx));
+      }
       if (cfg.instrument.enabled) {
         monitor = std::make_unique<Monitor>(cfg.instrument, trainer.model(), files);
         monitor->set_flight_recorder(&*flight);
@@ -412,6 +420,8 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
   try {
     // The initial model (before any update) as step 0: at-initialisation measurements.
     if (monitor && cfg.instrument.probe_at_init && start_step == 0) monitor->probe(0, trainer.model());
+    if (start_step == 0)
+      for (auto& r : recall) r->run(trainer.model(), 0, *files);  // the initial model: chance level
 
     const auto t_start = std::chrono::steady_clock::now();
     auto t_last_print = t_start;
@@ -450,6 +460,7 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
         const LossParts v = trainer.evaluate();
         last_val = v.loss;
         if (files) files->metric_eval(step, {v.loss, v.loss_ce, v.loss_z, cfg.model.z_loss > 0});
+        for (auto& r : recall) r->run(trainer.model(), step, *files);
       }
       int signal_seen = g_signal.load();
       bool stop = monitor && monitor->stop_requested();

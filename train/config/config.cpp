@@ -199,7 +199,8 @@ struct EnumTable<DataSource> {
                                                     {DataSource::kBigramBackcopy, "bigram_backcopy"},
                                                     {DataSource::kCopy, "copy"},
                                                     {DataSource::kUniform, "uniform"},
-                                                    {DataSource::kCorpus, "corpus"}};
+                                                    {DataSource::kCorpus, "corpus"},
+                                                    {DataSource::kRecall, "recall"}};
 };
 template <>
 struct EnumTable<Corpus> {
@@ -477,6 +478,11 @@ const std::vector<Field>& fields() {
       field(&R::data, "data", "bigram_branching", &D::bigram_branching),
       field(&R::data, "data", "n_triggers", &D::n_triggers),
       field(&R::data, "data", "copy_len", &D::copy_len),
+      field(&R::data, "data", "recall_keys", &D::recall_keys),
+      field(&R::data, "data", "recall_pairs", &D::recall_pairs),
+      field(&R::data, "data", "recall_min_dist", &D::recall_min_dist),
+      field(&R::data, "data", "recall_max_dist", &D::recall_max_dist),
+      field(&R::data, "data", "recall_queries_only", &D::recall_queries_only),
       field(&R::data, "data", "data_seed", &D::data_seed),
       field(&R::optim, "optim", "lr", &O::lr),
       field(&R::optim, "optim", "beta1", &O::beta1),
@@ -495,6 +501,8 @@ const std::vector<Field>& fields() {
       field(&R::train, "train", "threads", &T::threads),
       field(&R::train, "train", "eval_every", &T::eval_every),
       field(&R::train, "train", "eval_batches", &T::eval_batches),
+      field(&R::train, "train", "recall_eval", &T::recall_eval),
+      field(&R::train, "train", "recall_eval_len", &T::recall_eval_len),
       field(&R::train, "train", "log_every", &T::log_every),
       field(&R::train, "train", "checkpoint_every", &T::checkpoint_every),
       field(&R::train, "train", "keep_checkpoints", &T::keep_checkpoints),
@@ -941,6 +949,31 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     }
   }
 
+  if (d.recall_queries_only && d.source != DataSource::kRecall)
+    p.add({"data.recall_queries_only", "data.source"},
+          "data.recall_queries_only=true is only read when data.source=recall, but " + source_kv);
+  if (d.source == DataSource::kRecall && m.seq_len >= 1 && m.vocab >= 1) {
+    const int content = m.vocab - (d.bos ? 1 : 0), n = m.seq_len + (d.bos ? 0 : 1);
+    if (d.recall_keys < 1 || d.recall_keys > content - 2)
+      p.add({"data.recall_keys", "model.vocab"},
+            kv("data.recall_keys", d.recall_keys) + " must be in [1, " + std::to_string(content - 2) +
+                "]: the content tokens (" + kv("model.vocab", m.vocab) + (d.bos ? " minus BOS" : "") +
+                ") minus at least 2 values");
+    if (d.recall_pairs < 1 || d.recall_pairs > d.recall_keys)
+      p.add({"data.recall_pairs", "data.recall_keys"},
+            kv("data.recall_pairs", d.recall_pairs) + " must be in [1, " + kv("data.recall_keys", d.recall_keys) +
+                "] (the keys of a row are distinct)");
+    if (d.recall_min_dist < 1 || d.recall_min_dist > n - 3)
+      p.add({"data.recall_min_dist", "model.seq_len"},
+            kv("data.recall_min_dist", d.recall_min_dist) + " must be in [1, " + std::to_string(n - 3) + "] for " +
+                kv("model.seq_len", m.seq_len) + " (" + std::to_string(n) + " tokens per row)");
+    if (d.recall_max_dist != 0 && (d.recall_max_dist < d.recall_min_dist || d.recall_max_dist > n - 3))
+      p.add({"data.recall_max_dist", "data.recall_min_dist", "model.seq_len"},
+            kv("data.recall_max_dist", d.recall_max_dist) + " must be 0 (the longest that fits) or in [" +
+                kv("data.recall_min_dist", d.recall_min_dist) + ", " + std::to_string(n - 3) + "] for " +
+                kv("model.seq_len", m.seq_len));
+  }
+
   // train
   at_least("train.batch", t.batch, 1);
   at_least("train.accum", t.accum, 1);
@@ -961,6 +994,25 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
               " (set train.eval_every=0 to disable evaluation)");
   else
     at_least("train.eval_batches", t.eval_batches, 0);
+  at_least("train.recall_eval_len", t.recall_eval_len, 0, " (0: only at model.seq_len)");
+  if (t.recall_eval && !(d.source == DataSource::kRecall || d.source == DataSource::kCopy ||
+                         d.source == DataSource::kBigramBackcopy))
+    p.add({"train.recall_eval", "data.source"},
+          "train.recall_eval=true needs a data source whose targets copy earlier tokens (recall, copy or "
+          "bigram_backcopy), but " + source_kv);
+  if (t.recall_eval_len > 0 && t.recall_eval_len <= m.seq_len)
+    p.add({"train.recall_eval_len", "model.seq_len"},
+          kv("train.recall_eval_len", t.recall_eval_len) + " must be 0 or longer than the training window " +
+              kv("model.seq_len", m.seq_len));
+  if (t.recall_eval_len > 0 && !t.recall_eval)
+    p.add({"train.recall_eval_len", "train.recall_eval"},
+          kv("train.recall_eval_len", t.recall_eval_len) + " is only used with train.recall_eval=true");
+  if (t.recall_eval && t.eval_every == 0)
+    p.add({"train.recall_eval", "train.eval_every"},
+          "train.recall_eval=true runs at the evaluation cadence, but train.eval_every=0 disables it");
+  if (t.recall_eval_len > 0 && m.sink_token)
+    p.add({"train.recall_eval_len", "model.sink_token"},
+          kv("train.recall_eval_len", t.recall_eval_len) + " is not supported with model.sink_token=true");
   at_least("train.log_every", t.log_every, 1);
   at_least("train.checkpoint_every", t.checkpoint_every, 0, " (0 means only at the end)");
   at_least("train.keep_checkpoints", t.keep_checkpoints, 0, " (0 keeps every checkpoint)");
