@@ -4,16 +4,20 @@
 // sweep file it references. repro.yaml:
 //   name: logit-growth
 //   title: "..."
+//   phenomenon: "..."                     (one line for `attnlab repro --list`; the title when absent)
 //   sources: ["Wortsman et al. 2023 (arXiv 2309.14322) §3.1"]
 //   sweep: sweep.yaml                     (relative to repro.yaml)
 //   budgets: {quick: [train.steps=300], full: [train.steps=3000]}   (the first is the default)
+//   recorded: {quick: {wall: "191 s", verdict: "8/8", where: "machine, threads, load, date"}}
+//                                         (what the README reports per budget; printed by --list)
 //   claims:
 //     - id: ...
 //       text: "..."
 //       lhs: {run: {optim.lr: 0.1}, metric: zabsmax, layer: 0, head: -1, step: last}
 //       op: ">="
 //       rhs: {run: {...}, metric: ..., times: 100}      (or a number)
-// Selector fields (claims.h): run, metric, layer (int | all), head (int | all), index, kind, step
+// Selector fields (claims.h): run, metric, layer (int | all), head (int | all), index, kind (train | eval |
+// probe | step | event: `events.<kind>` counts from events.jsonl), step
 // (last | max | min | mean | N), reduce (max | min | mean, with all), times, plus.
 //
 // The command runs the sweep with the budget's overrides in runs/repro/<name>/<budget>/ (skipping

@@ -159,7 +159,11 @@ TEST_CASE("recall: recall_queries_only keeps the tokens and takes every non-quer
     CHECK(kept > 8 * 3);
   }
   CHECK_THAT(config_error("data: {source: copy, recall_queries_only: true}\n"),
-             Contains("data.recall_queries_only=true is only read when data.source=recall"));
+             Contains("data.recall_queries_only is only read when data.source=recall, but data.source=copy"));
+  CHECK_THAT(config_error("data: {source: corpus, recall_keys: 8}\n"),
+             Contains("data.recall_keys is only read when data.source=recall"));
+  CHECK_THAT(config_error("data: {source: copy, recall_max_dist: 20}\n"),
+             Contains("data.recall_max_dist is only read when data.source=recall"));
 }
 
 TEST_CASE("dependency labels of copy and bigram_backcopy; none for uniform", "[train][data][recall]") {

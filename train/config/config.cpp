@@ -949,9 +949,18 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
     }
   }
 
-  if (d.recall_queries_only && d.source != DataSource::kRecall)
-    p.add({"data.recall_queries_only", "data.source"},
-          "data.recall_queries_only=true is only read when data.source=recall, but " + source_kv);
+  if (d.source != DataSource::kRecall) {
+    // The recall task's keys are only read by it: a value other than the default elsewhere is a mistake.
+    const DataConfig def;
+    const std::pair<const char*, bool> set_keys[] = {
+        {"data.recall_keys", d.recall_keys != def.recall_keys},
+        {"data.recall_pairs", d.recall_pairs != def.recall_pairs},
+        {"data.recall_min_dist", d.recall_min_dist != def.recall_min_dist},
+        {"data.recall_max_dist", d.recall_max_dist != def.recall_max_dist},
+        {"data.recall_queries_only", d.recall_queries_only != def.recall_queries_only}};
+    for (const auto& [key, set] : set_keys)
+      if (set) p.add({key, "data.source"}, std::string(key) + " is only read when data.source=recall, but " + source_kv);
+  }
   if (d.source == DataSource::kRecall && m.seq_len >= 1 && m.vocab >= 1) {
     const int content = m.vocab - (d.bos ? 1 : 0), n = m.seq_len + (d.bos ? 0 : 1);
     if (d.recall_keys < 1 || d.recall_keys > content - 2)
