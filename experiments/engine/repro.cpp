@@ -369,16 +369,23 @@ std::string list_repros_table(const std::string& home, const std::string& runs_r
       continue;
     }
     out += "  phenomenon: " + (r.phenomenon.empty() ? r.title : r.phenomenon) + "\n";
+    // The papers, by authors and year (once each); the project's own docs (shared/docs/...) are left out.
     std::string src;
-    for (const auto& s : r.sources) src += (src.empty() ? "" : "; ") + short_source(s);
+    std::set<std::string> seen;
+    for (const auto& s : r.sources) {
+      if (s.rfind("shared/docs/", 0) == 0) continue;
+      const std::string short_s = short_source(s);
+      if (seen.insert(short_s).second) src += (src.empty() ? "" : "; ") + short_s;
+    }
     out += "  sources:    " + (src.empty() ? std::string("-") : src) + "\n";
     for (const auto& [budget, ovs] : r.budgets) {
       std::string line = "  " + budget + ":" + std::string(budget.size() < 10 ? 10 - budget.size() : 1, ' ');
       const Repro::Recorded* rec = nullptr;
       for (const auto& x : r.recorded) if (x.budget == budget) rec = &x;
+      const std::string here = local_verdict(fs::path(runs_root) / name / budget);
+      if (!rec && here.empty()) continue;  // never measured (e.g. the test suite's budget): only on the run line
       line += rec ? rec->verdict + " claims pass, " + rec->wall + (rec->where.empty() ? "" : " (" + rec->where + ")")
                   : std::string("not recorded");
-      const std::string here = local_verdict(fs::path(runs_root) / name / budget);
       if (!here.empty()) line += "; last run here: " + here;
       out += line + "\n";
     }

@@ -57,9 +57,10 @@ Repro parse_repro(const std::string& yaml_text, const std::string& source, const
 
 // The names of the reproductions under <home>/experiments (directories with a repro.yaml), sorted.
 std::vector<std::string> list_repros(const std::string& home);
-// `attnlab repro --list`: one block per reproduction (phenomenon, sources, recorded wall time and verdict
-// per budget, and the verdict of the last run in runs/repro/NAME/BUDGET when there is one). A repro.yaml
-// that does not parse is listed with its error. Returns the text.
+// `attnlab repro --list`: one block per reproduction (phenomenon, the papers by authors and year, recorded
+// wall time and verdict per budget, and the verdict of the last run in runs/repro/NAME/BUDGET when there is
+// one; a budget with neither appears only on the run line). A repro.yaml that does not parse is listed with
+// its error. Returns the text.
 std::string list_repros_table(const std::string& home, const std::string& runs_root = "runs/repro");
 // NAME (under <home>/experiments), a directory holding repro.yaml, or a repro.yaml path -> the file.
 // Throws ConfigError listing the available reproductions when NAME is unknown.

@@ -33,8 +33,9 @@ struct StubHome {
     fs::create_directories(dir.file("experiments/not-a-repro"));
     dir.write("experiments/alpha/repro.yaml",
               "name: alpha\nphenomenon: \"a phenomenon\"\n"
-              "sources: [\"Smith & Jones 2024, A long title that is not printed, \\u00a73\", \"a note without a year\"]\n"
-              "sweep: sweep.yaml\nbudgets: {quick: [train.steps=2], full: [train.steps=4]}\n"
+              "sources: [\"Smith & Jones 2024, A long title that is not printed, \\u00a73\", \"a note without a year\",\n"
+              "          \"Smith & Jones 2024, the same paper, \\u00a75\", \"shared/docs/metrics.md \\u00a71\"]\n"
+              "sweep: sweep.yaml\nbudgets: {quick: [train.steps=2], full: [train.steps=4], test: [train.steps=1]}\n"
               "recorded: {quick: {wall: \"86 s\", verdict: \"12/13\", where: \"2 cores\"}}\n"
               "claims:\n  - {id: a, text: t, lhs: {metric: loss}, op: \"<\", rhs: 1}\n");
     dir.write("experiments/beta/repro.yaml", "name: beta\n");
@@ -150,7 +151,7 @@ TEST_CASE("repro: exit 0 when every claim passes; bad names, budgets and claims 
                            "  sources:    Smith & Jones 2024; a note without a year\n"
                            "  quick:     12/13 claims pass, 86 s (2 cores)\n"
                            "  full:      not recorded; last run here: 1/2, 61 s (2026-12-04 10:00:00)\n"
-                           "  run:        attnlab repro alpha [--budget quick|full]\n") != std::string::npos);
+                           "  run:        attnlab repro alpha [--budget quick|full|test]\n") != std::string::npos);
   REQUIRE(list.output.find("beta\n  ERROR: ") != std::string::npos);
   REQUIRE(list.output.find("no sweep") != std::string::npos);
   // A recorded figure must name a budget that exists and give PASSED/TOTAL.
