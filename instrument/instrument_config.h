@@ -6,6 +6,12 @@
 namespace attnlab {
 
 enum class OnIncident : uint8_t { kContinue, kStop };
+// What a flight record holds (instrument/docs/README.md "Flight recorder", sizes per record there).
+enum class FlightContents : uint8_t {
+  kDiagnosis,   // parameters, parameter gradients, the batch, per-row log-sum-exp; for the first flight_seqs
+                // sequences every layer's input stream, attention map and input gradient
+  kEverything   // every activation and activation gradient of the whole batch, besides the above
+};
 
 struct InstrumentConfig {
   bool enabled = true;           // master switch; false = no metric beyond loss/lr/grad norm, no probes
@@ -40,6 +46,8 @@ struct InstrumentConfig {
   int spike_min_history = 100;   // no spike z-score before this many steps
   // Flight recorder: on a spike or a non-finite value, dump the step's state to flight/step_N.safetensors.
   bool flight_recorder = true;
+  FlightContents flight_contents = FlightContents::kDiagnosis;
+  int flight_seqs = 4;           // kDiagnosis: sequences 0..flight_seqs-1 of the batch (at most the batch)
   OnIncident on_spike = OnIncident::kContinue;  // after a spike's dump: keep training or stop
 };
 

@@ -286,7 +286,7 @@ int run_train(const TrainCommand& cmd, Comm* comm_arg) {
       Trainer& trainer = *trainer_slot;
       files_slot.emplace(run_dir);
       RunFiles& files = *files_slot;
-      flight.emplace((fs::path(run_dir) / "flight").string());
+      flight.emplace((fs::path(run_dir) / "flight").string(), cfg.instrument.flight_contents, cfg.instrument.flight_seqs);
       if (cfg.train.recall_eval) {
         recall.push_back(std::make_unique<RecallEval>(cfg, cfg.model.seq_len, ctx));
         if (cfg.train.recall_eval_len > 0)

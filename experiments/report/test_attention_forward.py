@@ -97,13 +97,15 @@ def main():
             if cfg["sink_token"]:
                 tokens = tokens[:, 1:]  # the record holds the internal batch, −1 at the sink position
             probs, _ = model_np.attention_probs(cfg, rec, tokens)
-            err = max(float(np.abs(p - rec[f"act.blocks.{l}.probs"]).max()) for l, p in enumerate(probs))
+            # A diagnosis record (the default) holds the maps of its first sequences only (metadata "seqs").
+            S = rec["act.blocks.0.probs"].shape[0]
+            err = max(float(np.abs(p[:S] - rec[f"act.blocks.{l}.probs"]).max()) for l, p in enumerate(probs))
             msg = f"{name}: max |P_numpy − P_attnlab| = {err:.2e}"
             ok = err < 2e-5
             if off is not None:
                 cfg_off = model_np.model_config(apply_sets(model_section, off))
                 probs_off, _ = model_np.attention_probs(cfg_off, rec, tokens)
-                err_off = max(float(np.abs(p - rec[f"act.blocks.{l}.probs"]).max()) for l, p in enumerate(probs_off))
+                err_off = max(float(np.abs(p[:S] - rec[f"act.blocks.{l}.probs"]).max()) for l, p in enumerate(probs_off))
                 msg += f"; control ({' '.join(off)}) {err_off:.2e}"
                 ok = ok and err_off > 50 * max(err, 1e-7)
             print(("ok    " if ok else "FAIL  ") + msg)

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -147,11 +148,77 @@ TEST_CASE("flight recorder: an attention-only model's state is written and reada
   const auto data = make_dataset(cfg.data, cfg.model, cfg.train.seed);
   Trainer t(cfg, ctx, *data);
   t.step();
-  SafetensorsFlightRecorder rec(dir.file("flight"));
+  SafetensorsFlightRecorder rec(dir.file("flight"), FlightContents::kEverything);
   const std::string path = rec.record(1, "test", t.model());
   const SafetensorsFile f(path);
+  REQUIRE(f.metadata().at("contents") == "everything");
   REQUIRE(f.has("act.blocks.1.mlp_out"));
   REQUIRE(f.tensor("act.blocks.0.pre").numel() == 0);
   REQUIRE_FALSE(f.has("blocks.0.mlp.w_down"));
   REQUIRE(f.has("grad.blocks.1.attn.w_o"));
+}
+
+namespace {
+
+// The bytes of rows [0, rows) of a [·, cols] float view, as written.
+std::vector<uint8_t> prefix_bytes(ConstMatView m, int rows) {
+  const auto* p = reinterpret_cast<const uint8_t*>(m.p);
+  return std::vector<uint8_t>(p, p + size_t(rows) * size_t(m.cols) * sizeof(float));
+}
+
+}  // namespace
+
+TEST_CASE("flight recorder: a diagnosis record holds the first sequences' streams, maps and gradients, and is small",
+          "[e2e][toggles][flight]") {
+  TempDir dir("flight-diag");
+  // The gradient-sink recipe's shape (L 4, d 64, H 4, hidden 176, T 64, B 32, vocab 257): the size the
+  // documentation quotes (instrument/docs/README.md "Flight recorder").
+  RunConfig cfg = tiny_run_config();
+  cfg.model.vocab = 257;
+  cfg.model.d_model = 64;
+  cfg.model.n_layer = 4;
+  cfg.model.n_head = 4;
+  cfg.model.mlp_hidden = 176;
+  cfg.model.seq_len = 64;
+  cfg.train.batch = 32;
+  DnnlContext ctx;
+  const auto data = make_dataset(cfg.data, cfg.model, cfg.train.seed);
+  Trainer t(cfg, ctx, *data);
+  t.step();
+  const Layout& y = t.model().layout();
+  const int S = 4, T = y.T;
+  SafetensorsFlightRecorder diag(dir.file("diag"), FlightContents::kDiagnosis, S);
+  SafetensorsFlightRecorder every(dir.file("every"), FlightContents::kEverything);
+  const std::string pd = diag.record(1, "test", t.model());
+  const std::string pe = every.record(1, "test", t.model());
+  const SafetensorsFile d(pd), e(pe);
+  REQUIRE(d.metadata().at("contents") == "diagnosis");
+  REQUIRE(d.metadata().at("seqs") == "4");
+  REQUIRE(e.metadata().at("seqs") == "32");
+  for (int l = 0; l < y.L; ++l) {
+    const std::string b = "act.blocks." + std::to_string(l) + ".", g = "actgrad.blocks." + std::to_string(l) + ".";
+    CHECK(d.tensor(b + "x").shape == std::vector<int64_t>{S * T, 64});
+    CHECK(d.tensor(b + "x").bytes == prefix_bytes(y.acts(l).x, S * T));
+    CHECK(d.tensor(b + "probs").shape == std::vector<int64_t>{S, 4, T, T});
+    CHECK(d.tensor(g + "dx").bytes == prefix_bytes(y.act_grads(l).dx, S * T));
+    // Sequence 0..S-1 of the full record are the same bytes.
+    const auto& ep = e.tensor(b + "probs").bytes;
+    CHECK(d.tensor(b + "probs").bytes == std::vector<uint8_t>(ep.begin(), ep.begin() + d.tensor(b + "probs").bytes.size()));
+    CHECK_FALSE(d.has(b + "qkv"));
+    CHECK_FALSE(d.has(g + "dqkv"));
+    CHECK(e.has(b + "qkv"));
+  }
+  CHECK_FALSE(d.has("act.final.logits"));
+  CHECK(d.tensor("act.final.lse").numel() == y.N);
+  CHECK(d.tensor("inputs").shape == std::vector<int64_t>{32, T});
+  // Every parameter and its gradient in both.
+  for (const ParamInfo& p : t.model().param_table()) {
+    CHECK(d.has(p.name));
+    CHECK(d.has("grad." + p.name));
+    CHECK(d.tensor(p.name).bytes == e.tensor(p.name).bytes);
+  }
+  const auto bytes_d = std::filesystem::file_size(pd), bytes_e = std::filesystem::file_size(pe);
+  std::printf("flight record, gradient-sink recipe: diagnosis (4 sequences) %.2f MB, everything %.2f MB\n",
+              bytes_d / 1e6, bytes_e / 1e6);
+  CHECK(bytes_d * 8 < bytes_e);
 }

@@ -398,6 +398,7 @@ TEST_CASE("config: unknown enum values list the allowed values", "[train][config
       {"data:\n  source: text\n", "data.source", "'text'", "file, bigram_backcopy, copy, uniform"},
       {"optim:\n  decay_mode: decoupled\n", "optim.decay_mode", "'decoupled'", "coupled, independent"},
       {"schedule:\n  kind: cos\n", "schedule.kind", "'cos'", "cosine, constant, linear"},
+      {"instrument:\n  flight_contents: all\n", "instrument.flight_contents", "'all'", "diagnosis, everything"},
   };
   for (const Case& c : cases) {
     INFO(c.yaml);
@@ -521,6 +522,7 @@ TEST_CASE("config: each range rule rejects its boundary and accepts the valid si
   };
   const std::vector<Case> bad = {
       {{"model.vocab=1"}, "model.vocab"},
+      {{"instrument.flight_seqs=0"}, "instrument.flight_seqs"},
       {{"model.d_model=0"}, "model.d_model"},
       {{"model.n_layer=0"}, "model.n_layer"},
       {{"model.n_head=0"}, "model.n_head"},

@@ -218,6 +218,12 @@ struct EnumTable<ScheduleKind> {
 };
 
 template <>
+struct EnumTable<FlightContents> {
+  static constexpr EnumName<FlightContents> kNames[] = {{FlightContents::kDiagnosis, "diagnosis"},
+                                                         {FlightContents::kEverything, "everything"}};
+};
+
+template <>
 struct EnumTable<OnIncident> {
   static constexpr EnumName<OnIncident> kNames[] = {{OnIncident::kContinue, "continue"}, {OnIncident::kStop, "stop"}};
 };
@@ -531,6 +537,8 @@ const std::vector<Field>& fields() {
       field(&R::instrument, "instrument", "spike_window", &I::spike_window),
       field(&R::instrument, "instrument", "spike_min_history", &I::spike_min_history),
       field(&R::instrument, "instrument", "flight_recorder", &I::flight_recorder),
+      field(&R::instrument, "instrument", "flight_contents", &I::flight_contents),
+      field(&R::instrument, "instrument", "flight_seqs", &I::flight_seqs),
       field(&R::instrument, "instrument", "on_spike", &I::on_spike),
   };
   return kFields;
@@ -1034,6 +1042,7 @@ void validate_impl(const RunConfig& c, const Origins* origins, const std::string
   at_least("instrument.dense_every", in.dense_every, 1);
   at_least("instrument.spike_window", in.spike_window, 2);
   at_least("instrument.spike_min_history", in.spike_min_history, 2);
+  at_least("instrument.flight_seqs", in.flight_seqs, 1, " (sequences of the batch in a diagnosis flight record)");
   if (in.spike_min_history > in.spike_window)
     p.add({"instrument.spike_min_history", "instrument.spike_window"},
           kv("instrument.spike_min_history", in.spike_min_history) + " must be <= " +
