@@ -56,20 +56,6 @@ void Monitor::set_probe_batch(const int32_t* inputs, const int32_t* targets) {
   std::memcpy(probe_tg_.data(), targets, probe_tg_.size() * sizeof(int32_t));
 }
 
-void Monitor::emit_all(int64_t step, MetricKind kind, const MemoryOut& values) {
-  MetricRecord r;
-  r.step = step;
-  r.kind = kind;
-  for (const MemoryOut::Entry& e : values.entries) {
-    r.name = e.name;
-    r.layer = int16_t(e.layer);
-    r.head = int16_t(e.head);
-    r.index = e.index;
-    r.value = e.value;
-    sink_.write(r);
-  }
-}
-
 void Monitor::raise(int64_t step, const char* kind, int layer, int head, const char* metric, double value,
                     double threshold, const std::string& message, bool once) {
   if (once && !fired_.insert({kind, metric, layer, head}).second) return;
@@ -141,7 +127,7 @@ void Monitor::on_gradients(int64_t step, const Transformer& model, double loss, 
     std::memcpy(before_.data(), model.layout().params(), sizeof(float) * size_t(model.n_params()));
     have_before_ = true;
   }
-  emit_all(step, MetricKind::kStep, scratch_);
+  write_metrics(sink_, step, MetricKind::kStep, scratch_);
 }
 
 void Monitor::on_update(int64_t step, const Transformer& model) {
@@ -150,7 +136,7 @@ void Monitor::on_update(int64_t step, const Transformer& model) {
   scratch_.clear();
   update_metrics(model.param_table(), before_.data(), model.layout().params(), scratch_);
   have_before_ = false;
-  emit_all(step, MetricKind::kStep, scratch_);
+  write_metrics(sink_, step, MetricKind::kStep, scratch_);
 }
 
 bool Monitor::probe_due(int64_t step) const {
@@ -185,7 +171,7 @@ void Monitor::probe(int64_t step, Transformer& model) {
   if (cfg_.gradients) gradient_metrics(view, scratch_);
   if (cfg_.weights) weight_metrics(model.config(), model.layout(), scratch_);
   check_probe_warnings(step, scratch_);
-  emit_all(step, MetricKind::kProbe, scratch_);
+  write_metrics(sink_, step, MetricKind::kProbe, scratch_);
 }
 
 // ρ_grad beyond warn_depth_ratio (or its inverse) at every probe from the streak's first to this one, for at

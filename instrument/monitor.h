@@ -72,7 +72,6 @@ class Monitor {
   void set_state(const std::vector<double>& s);  // std::invalid_argument when `s` is not a state() output
 
  private:
-  void emit_all(int64_t step, MetricKind kind, const MemoryOut& values);
   void raise(int64_t step, const char* kind, int layer, int head, const char* metric, double value, double threshold,
              const std::string& message, bool once);
   void check_probe_warnings(int64_t step, const MemoryOut& values);

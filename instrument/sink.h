@@ -27,6 +27,21 @@ class MetricSink {
   virtual void write_event(const Event& e) = 0;
 };
 
+// Writes every value a metric family emitted into `values` to `sink`, stamped with `step` and `kind`.
+inline void write_metrics(MetricSink& sink, int64_t step, MetricKind kind, const MemoryOut& values) {
+  MetricRecord r;
+  r.step = step;
+  r.kind = kind;
+  for (const MemoryOut::Entry& e : values.entries) {
+    r.name = e.name;
+    r.layer = int16_t(e.layer);
+    r.head = int16_t(e.head);
+    r.index = e.index;
+    r.value = e.value;
+    sink.write(r);
+  }
+}
+
 class MemorySink : public MetricSink {
  public:
   void write(const MetricRecord& r) override { records.push_back(r); }

@@ -12,28 +12,6 @@ ModelConfig with_seq_len(ModelConfig m, int T) {
   return m;
 }
 
-// Stamps step and kind on what a metric function emits and forwards it to a sink.
-class SinkOut : public MetricOut {
- public:
-  using MetricOut::emit;
-  SinkOut(MetricSink& sink, int64_t step) : sink_(sink), step_(step) {}
-  void emit(const char* name, int layer, int head, int index, double value) override {
-    MetricRecord r;
-    r.step = step_;
-    r.kind = MetricKind::kProbe;
-    r.layer = int16_t(layer);
-    r.head = int16_t(head);
-    r.index = index;
-    r.name = name;
-    r.value = value;
-    sink_.write(r);
-  }
-
- private:
-  MetricSink& sink_;
-  int64_t step_;
-};
-
 }  // namespace
 
 RecallEval::RecallEval(const RunConfig& cfg, int seq_len, DnnlContext& ctx)
@@ -70,8 +48,9 @@ void RecallEval::measure(const Transformer& trained, MetricOut& out) {
 }
 
 void RecallEval::run(const Transformer& trained, int64_t step, MetricSink& sink) {
-  SinkOut out(sink, step);
-  measure(trained, out);
+  out_.clear();
+  measure(trained, out_);
+  write_metrics(sink, step, MetricKind::kProbe, out_);
 }
 
 }  // namespace attnlab

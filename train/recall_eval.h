@@ -38,6 +38,7 @@ class RecallEval {
   Transformer model_;
   RecallNames names_;
   RecallTally tally_;
+  MemoryOut out_;  // run(): what measure() emits, before it goes to the sink
   std::vector<int32_t> inputs_, targets_, source_;
 };
 

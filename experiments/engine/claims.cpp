@@ -28,6 +28,22 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Calls f(line, line_no, complete) for each line of a JSON-lines text (line_no from 1; `complete` false
+// for a last line without its newline) until f returns false.
+template <class F>
+void for_each_line(std::string_view text, F&& f) {
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    const bool complete = nl != std::string_view::npos;
+    if (!complete) nl = text.size();
+    const std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!f(line, ++line_no, complete)) return;
+  }
+}
+
 bool parse_double(std::string_view t, bool is_string, double* out) {
   if (is_string || t == "nan" || t == "inf" || t == "-inf") {
     if (t == "nan") *out = kNaN;
@@ -139,21 +155,12 @@ RunMetrics RunMetrics::parse(std::string_view text, const std::string& source,
   RunMetrics m;
   m.source_ = source;
   m.exists_ = true;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    const bool complete = nl != std::string_view::npos;
-    if (!complete) nl = text.size();
-    const std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    if (!m.add_line(line, keep)) {
-      if (!complete) break;  // the last line of a run killed while writing it
-      throw IoError(source + ":" + std::to_string(line_no) + ": malformed metrics record: " +
-                    std::string(line.substr(0, 120)));
-    }
-  }
+  for_each_line(text, [&](std::string_view line, int64_t line_no, bool complete) {
+    if (m.add_line(line, keep)) return true;
+    if (!complete) return false;  // the last line of a run killed while writing it
+    throw IoError(source + ":" + std::to_string(line_no) + ": malformed metrics record: " +
+                  std::string(line.substr(0, 120)));
+  });
   m.add_events("", source, keep);  // no events text: every known kind counts 0 (tests add their own)
   return m;
 }
@@ -183,16 +190,8 @@ RunMetrics RunMetrics::read(const std::string& run_dir, const std::function<bool
   // The events: small files (warnings fire once per place), read whole. Absent = none.
   const std::string events = (fs::path(run_dir) / "events.jsonl").string();
   std::string text;
-  if (fs::exists(events, ec)) {
-    const int efd = open_regular_file(events, &why);
-    if (efd < 0) throw IoError(events + ": cannot read: " + why);
-    ::close(efd);
-    std::ifstream ein(events, std::ios::binary);
-    if (!ein) throw IoError(events + ": cannot read");
-    std::ostringstream os;
-    os << ein.rdbuf();
-    text = os.str();
-  }
+  if (fs::exists(events, ec) && !read_regular_file(events, &text, &why))
+    throw IoError(events + ": cannot read: " + why);
   m.add_events(text, events, keep);
   return m;
 }
@@ -211,16 +210,8 @@ void RunMetrics::add_events(std::string_view text, const std::string& source,
   std::map<std::string, int64_t, std::less<>> count;
   for (const std::string& k : known_event_kinds()) count[k] = 0;
   int64_t last = last_step_;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    const bool complete = nl != std::string_view::npos;
-    if (!complete) nl = text.size();
-    const std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+  for_each_line(text, [&](std::string_view line, int64_t line_no, bool complete) {
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return true;
     int64_t step = -1;
     std::string_view kind;
     bool bad = false;
@@ -232,7 +223,7 @@ void RunMetrics::add_events(std::string_view text, const std::string& source,
       }
     });
     if (!ok || bad || step < 0 || kind.empty()) {
-      if (!complete) break;  // the last line of a run killed while writing it
+      if (!complete) return false;  // the last line of a run killed while writing it
       throw IoError(source + ":" + std::to_string(line_no) + ": malformed event record: " +
                     std::string(line.substr(0, 120)));
     }
@@ -240,7 +231,8 @@ void RunMetrics::add_events(std::string_view text, const std::string& source,
     auto it = count.find(kind);
     if (it == count.end()) it = count.emplace(std::string(kind), 0).first;
     ++it->second;
-  }
+    return true;
+  });
   for (auto it = by_metric_.begin(); it != by_metric_.end();)
     it = it->first.rfind("events.", 0) == 0 ? by_metric_.erase(it) : std::next(it);
   for (const auto& [kind, n] : count) {

@@ -69,6 +69,20 @@ std::string data_error(const DataConfig& d, const ModelConfig& m) {
   return "";
 }
 
+// Every labelled target of `l` copies the input `distance` positions back; returns how many there are.
+int check_links(const Labelled& l, int B, int T, int distance) {
+  int deps = 0;
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      const int p = l.at(l.src, b, t);
+      if (p < 0) continue;
+      ++deps;
+      CHECK(t - p == distance);
+      CHECK(l.at(l.tg, b, t) == l.at(l.in, b, p));
+    }
+  return deps;
+}
+
 }  // namespace
 
 TEST_CASE("recall: labels point at the value after the key's first occurrence, at the drawn distance",
@@ -177,15 +191,8 @@ TEST_CASE("dependency labels of copy and bigram_backcopy; none for uniform", "[t
       const auto ds = make_dataset(d, model_cfg(20, T), 2);
       REQUIRE(ds->has_dependencies());
       const Labelled l = labelled(*ds, Split::kTrain, 0, B, T);
-      int deps = 0;
-      for (int b = 0; b < B; ++b)
-        for (int t = 0; t < T; ++t) {
-          const int p = l.at(l.src, b, t);
-          if (p < 0) continue;
-          ++deps;
-          CHECK(t - p == 9);  // the query at t predicts c[t+1], a copy of the token 10 content positions back
-          CHECK(l.at(l.tg, b, t) == l.at(l.in, b, p));
-        }
+      // The query at t predicts c[t+1], a copy of the token 10 content positions back.
+      const int deps = check_links(l, B, T, 9);
       // Content positions 10 .. n-1 copy (n = T + 1 without BOS, T with).
       CHECK(deps == B * (T - 10 + (bos ? 0 : 1)));
     }
@@ -195,16 +202,7 @@ TEST_CASE("dependency labels of copy and bigram_backcopy; none for uniform", "[t
     d.source = DataSource::kBigramBackcopy;
     const auto ds = make_dataset(d, model_cfg(20, T), 2);
     const Labelled l = labelled(*ds, Split::kTrain, 0, B, T);
-    int deps = 0;
-    for (int b = 0; b < B; ++b)
-      for (int t = 0; t < T; ++t) {
-        const int p = l.at(l.src, b, t);
-        if (p < 0) continue;
-        ++deps;
-        CHECK(t - p == 1);  // the token after the trigger copies the one before it
-        CHECK(l.at(l.tg, b, t) == l.at(l.in, b, p));
-      }
-    CHECK(deps > 0);
+    CHECK(check_links(l, B, T, 1) > 0);  // the token after the trigger copies the one before it
   }
   {
     DataConfig d;
